@@ -1,0 +1,67 @@
+# gpulab.provision — developer entry points. Each target installs what it needs itself.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(CURDIR)/$(VENV)/collections
+export PY_COLORS := 0
+export ANSIBLE_FORCE_COLOR := 0
+SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help deps host venv image lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench build clean
+
+help:
+	@echo "make test   lint, sanity, unit and every Molecule scenario (installs what it needs)"
+	@echo "make demo   a local lab: containers + mirrors on 127.0.10.x, one dead, provisioned by site.yml"
+	@echo "make bench  the benchmarks under bench/ (ratios against a baseline, one run)"
+
+host:
+	bash scripts/host-deps.sh
+
+venv:
+	bash scripts/venv.sh
+
+image: host
+	bash scripts/base-image.sh
+
+deps: host venv image
+
+yamllint: venv
+	yamllint -s .
+
+ansible-lint: venv
+	ansible-lint --offline -q
+
+lint: yamllint ansible-lint
+
+build: venv
+	rm -rf build/dist && mkdir -p build/dist
+	ansible-galaxy collection build --force --output-path build/dist .
+
+sanity: build
+	bash scripts/sanity.sh
+
+unit: venv
+	python -m pytest -q tests/unit
+
+molecule: deps
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; \
+	  rc=0; molecule test -s $$s || rc=$$?; \
+	  docker volume ls -q --filter name=gpulab-molecule- | xargs -r docker volume rm >/dev/null; \
+	  [ $$rc -eq 0 ] || exit $$rc; done
+
+test: deps lint sanity unit molecule
+	@echo "make test: all passed"
+
+demo: deps
+	bash demo/run.sh
+
+demo-clean:
+	bash demo/run.sh --clean
+
+bench: deps
+	@for b in bench/*/run; do echo "== $$b"; $$b; done
+
+clean:
+	rm -rf build .pytest_cache

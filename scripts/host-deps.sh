@@ -3,7 +3,7 @@
 # running. Idempotent: on a machine that already has everything it only checks and returns.
 set -euo pipefail
 
-PKGS=(docker.io debootstrap docker-registry apt-utils gpg zstd rsync make git curl ca-certificates openssl)
+PKGS=(docker.io debootstrap docker-registry apt-utils gpg zstd rsync make git curl ca-certificates openssl shellcheck)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,12 +1,34 @@
 #!/usr/bin/env bash
 # ansible-test must run inside ansible_collections/<ns>/<name>. Install the built tarball offline
-# (which also proves the artifact installs without Galaxy) and run sanity there. ansible-test
-# cannot pull its container images on lab CI machines, so it runs with --venv.
+# (which also proves the artifact installs without Galaxy) into a directory outside this git
+# checkout (inside it, ansible-test would see only git-tracked files of the outer repo) and run
+# sanity there. ansible-test can neither pull its container images nor fetch the get-pip
+# bootstrap that --venv needs on lab CI machines, so it runs --local in a venv of its own
+# (.venv-sanity: ansible-core plus the sanity tests' pinned requirements, from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tarball=$(ls build/dist/gpulab-provision-*.tar.gz)
-root=build/sanity
+SVENV=$PWD/.venv-sanity
+core=$(grep -E '^ansible-core==' requirements/dev.txt)
+if [[ ! -x $SVENV/bin/ansible-test || $(cat "$SVENV/.stamp" 2>/dev/null) != "$core" ]]; then
+  rm -rf "$SVENV"; python3 -m venv "$SVENV"
+  "$SVENV/bin/pip" install -q --disable-pip-version-check "$core"
+  echo "$core" > "$SVENV/.stamp"
+fi
+export PATH=$SVENV/bin:$PATH
+pipv=$(python3 - "$SVENV" <<'PY'
+import glob, re, sys
+src = open(glob.glob(sys.argv[1] + "/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py")[0]).read()
+print(re.search(r"pip='([0-9.]+)'", src).group(1))
+PY
+)
+cache=~/.ansible/test/cache/get_pip_${pipv//./_}.py
+# Ours is (re)written unless a real get-pip.py is already cached there.
+if [[ ! -f $cache ]] || grep -q "Stand-in for ansible-test" "$cache"; then
+  mkdir -p "$(dirname "$cache")"; cp scripts/get-pip-standin.py "$cache"
+fi
+tarball=$(ls "$PWD"/build/dist/gpulab-provision-*.tar.gz)
+root=${SANITY_ROOT:-/tmp/gpulab-sanity}
 rm -rf "$root" && mkdir -p "$root"
-ansible-galaxy collection install --offline --no-deps -p "$root" "$tarball" >/dev/null
+ANSIBLE_COLLECTIONS_PATH="$root" ansible-galaxy collection install --force --offline --no-deps -p "$root" "$tarball" >/dev/null
 cd "$root/ansible_collections/gpulab/provision"
-ansible-test sanity --venv --python 3.11 --color no "$@"
+ansible-test sanity --local --requirements --python 3.11 --color no "$@"

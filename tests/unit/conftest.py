@@ -7,6 +7,7 @@ import os
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-for path in (os.path.join(ROOT, "collections"), os.path.join(ROOT, ".venv", "collections")):
+# tests/unit itself too: shared test helpers (mirror_servers.py) import by name.
+for path in (os.path.join(ROOT, "collections"), os.path.join(ROOT, ".venv", "collections"), os.path.dirname(__file__)):
     if path not in sys.path:
         sys.path.insert(0, path)

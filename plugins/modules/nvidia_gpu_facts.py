@@ -1,0 +1,404 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nvidia_gpu_facts
+short_description: Report the NVIDIA driver, CUDA version and GPUs of a host
+version_added: 0.1.0
+description:
+  - Runs C(nvidia-smi) and returns what it reports as facts (C(ansible_facts.gpulab_gpu)) and as
+    the plain return value RV(gpu).
+  - A host without the driver is a normal answer, not a failure. When C(nvidia-smi) is missing the
+    module succeeds with RV(gpu.driver_present=false) and RV(gpu.state=absent). When it is present
+    but fails (no GPU, driver/library version mismatch after a driver upgrade, driver not loaded),
+    the module succeeds too, with the matching RV(gpu.state) and the message C(nvidia-smi) printed,
+    word for word, in RV(gpu.message).
+  - "Where the data comes from (O(source=auto)): C(nvidia-smi -q) first. That report carries every
+    field (driver and CUDA version, name, UUID, memory, persistence, MIG and ECC modes, PCI bus id),
+    and it is the format people paste into bug reports, so the parser is tested end to end against
+    real recorded outputs. If the C(-q) report cannot be parsed (a future driver changing its
+    layout), the module falls back to C(nvidia-smi --query-gpu=index,name,uuid,memory.total,
+    persistence_mode,mig.mode.current,ecc.mode.current,pci.bus_id,driver_version
+    --format=csv,noheader,nounits), the interface NVIDIA provides for scripts, and
+    reads the CUDA version from the header of plain C(nvidia-smi). O(source=query) and O(source=csv)
+    force one of the two."
+  - Also reports whether the C(nvidia) kernel module is loaded (from C(/proc/modules)), its version
+    (from C(/sys/module/nvidia/version)), and whether the host looks like a container
+    (C(/.dockerenv), C(/run/.containerenv), C(/proc/1/cgroup), C(systemd-detect-virt -c)).
+  - Read-only. It never changes the host and always reports C(changed=false).
+author:
+  - gpulab.provision maintainers (!UNKNOWN)
+options:
+  nvidia_smi_path:
+    description:
+      - Path of the C(nvidia-smi) executable.
+      - When not set, C(nvidia-smi) is looked up on E(PATH) and in C(/usr/bin).
+      - When set to a path that does not exist or is not executable, the driver is reported absent.
+    type: path
+  source:
+    description:
+      - Which C(nvidia-smi) output to read the GPUs from.
+      - V(auto) reads C(nvidia-smi -q) and falls back to the CSV query when that report cannot be
+        parsed.
+      - V(query) reads C(nvidia-smi -q) only.
+      - V(csv) reads C(nvidia-smi --query-gpu=... --format=csv,noheader,nounits), plus plain
+        C(nvidia-smi) for the CUDA version.
+    type: str
+    choices: [auto, query, csv]
+    default: auto
+  proc_modules:
+    description:
+      - File listing the loaded kernel modules. Override for tests only.
+    type: path
+    default: /proc/modules
+  module_version_path:
+    description:
+      - File holding the version of the loaded C(nvidia) kernel module. Override for tests only.
+    type: path
+    default: /sys/module/nvidia/version
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: The module only reads; it runs the same commands in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
+    support: full
+    details: Sets C(ansible_facts.gpulab_gpu).
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+notes:
+  - GPU indexes are the order of C(nvidia-smi) (NVML order, by PCI bus id), not necessarily the
+    order CUDA applications see unless they set E(CUDA_DEVICE_ORDER=PCI_BUS_ID).
+  - RV(gpu.cuda_version) is the newest CUDA version the installed driver supports, not the
+    version of a CUDA toolkit installed on the host.
+seealso:
+  - name: nvidia-smi documentation
+    description: NVIDIA System Management Interface.
+    link: https://docs.nvidia.com/deploy/nvidia-smi/index.html
+"""
+
+EXAMPLES = r"""
+- name: Gather GPU facts
+  gpulab.provision.nvidia_gpu_facts:
+
+- name: Install the driver only where it is missing
+  ansible.builtin.debug:
+    msg: "{{ inventory_hostname }} needs the NVIDIA driver"
+  when: not ansible_facts.gpulab_gpu.driver_present
+
+- name: A driver upgrade without reboot leaves user space and kernel module out of step
+  ansible.builtin.debug:
+    msg: "reboot needed: {{ ansible_facts.gpulab_gpu.message }}"
+  when: ansible_facts.gpulab_gpu.state == 'version_mismatch'
+
+- name: Use a specific nvidia-smi and the CSV interface
+  gpulab.provision.nvidia_gpu_facts:
+    nvidia_smi_path: /usr/local/nvidia/bin/nvidia-smi
+    source: csv
+  register: __gpu
+
+- name: Fail on hosts with MIG enabled on any GPU
+  ansible.builtin.assert:
+    that: __gpu.gpu.gpus | selectattr('mig_mode', 'equalto', 'Enabled') | list | length == 0
+"""
+
+RETURN = r"""
+gpu:
+  description: What C(nvidia-smi) reported. The same dictionary is set as C(ansible_facts.gpulab_gpu).
+  returned: always
+  type: dict
+  contains:
+    driver_present:
+      description:
+        - Whether the NVIDIA user-space driver tools are installed (C(nvidia-smi) was found).
+        - Whether they work is RV(gpu.state).
+      type: bool
+      returned: always
+      sample: true
+    state:
+      description:
+        - V(ok) GPUs were listed.
+        - V(absent) C(nvidia-smi) is not installed.
+        - V(no_devices) the driver works but sees no GPU (C(No devices were found)).
+        - "V(version_mismatch) C(Failed to initialize NVML: Driver/library version mismatch),
+          typically a driver upgrade without reboot."
+        - "V(nvml_error) any other failure of C(nvidia-smi), for example C(NVIDIA-SMI has failed
+          because it couldn't communicate with the NVIDIA driver) or C(Failed to initialize NVML:
+          Unknown Error)."
+      type: str
+      returned: always
+      choices: [ok, absent, no_devices, version_mismatch, nvml_error]
+      sample: ok
+    message:
+      description:
+        - For the failure states, the output of C(nvidia-smi), verbatim (stripped of surrounding
+          blank lines). For V(absent), why the driver is considered absent. Null for V(ok).
+      type: str
+      returned: always
+      sample: "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 535.161"
+    nvidia_smi_path:
+      description: The C(nvidia-smi) that was run. Null when none was found.
+      type: str
+      returned: always
+      sample: /usr/bin/nvidia-smi
+    source:
+      description: Which output the GPU list was read from, V(query) (C(nvidia-smi -q)) or V(csv). Null unless RV(gpu.state=ok).
+      type: str
+      returned: always
+      sample: query
+    driver_version:
+      description: The NVIDIA driver version.
+      type: str
+      returned: always
+      sample: "590.48.01"
+    cuda_version:
+      description: The newest CUDA version the driver supports (C(CUDA Version) in C(nvidia-smi -q) or its table header).
+      type: str
+      returned: always
+      sample: "13.1"
+    gpu_count:
+      description: Number of GPUs listed.
+      type: int
+      returned: always
+      sample: 1
+    gpus:
+      description: One entry per GPU, in C(nvidia-smi) index order.
+      type: list
+      elements: dict
+      returned: always
+      contains:
+        index:
+          description: The C(nvidia-smi) index of the GPU.
+          type: int
+          sample: 0
+        name:
+          description: Product name.
+          type: str
+          sample: NVIDIA H100 80GB HBM3
+        uuid:
+          description: GPU UUID.
+          type: str
+          sample: GPU-51ae0086-e1ac-4a20-f062-9caa44e4df6d
+        memory_total_mib:
+          description: Total framebuffer memory in MiB.
+          type: int
+          sample: 81559
+        persistence_mode:
+          description: Whether persistence mode is enabled; null where it does not apply (Windows).
+          type: bool
+          sample: true
+        mig_mode:
+          description: Current MIG mode, V(Enabled), V(Disabled) or V(N/A) (GPU without MIG).
+          type: str
+          sample: Disabled
+        ecc_mode:
+          description: Current ECC mode, V(Enabled), V(Disabled) or V(N/A) (GPU without ECC).
+          type: str
+          sample: Enabled
+        pci_bus_id:
+          description: PCI bus id as C(domain:bus:device.function).
+          type: str
+          sample: "00000000:00:09.0"
+    kernel_module_loaded:
+      description: Whether C(/proc/modules) lists the C(nvidia) kernel module; null when it cannot be read.
+      type: bool
+      returned: always
+      sample: true
+    kernel_module_version:
+      description: Content of C(/sys/module/nvidia/version); null when absent.
+      type: str
+      returned: always
+      sample: "590.48.01"
+    in_container:
+      description: Whether the host looks like a container (any of RV(gpu.in_container_hints)).
+      type: bool
+      returned: always
+      sample: false
+    in_container_hints:
+      description: The evidence behind RV(gpu.in_container).
+      type: list
+      elements: str
+      returned: always
+      sample: ["/.dockerenv exists", "systemd-detect-virt -c: docker"]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gpulab.provision.plugins.module_utils.nvidia_smi import (
+    QUERY_GPU_ARGS,
+    STATE_NVML_ERROR,
+    STATE_OK,
+    NvidiaSmiParseError,
+    classify_failure,
+    container_hints,
+    empty_facts,
+    nvidia_module_loaded,
+    output_text,
+    parse_banner,
+    parse_csv,
+    parse_query,
+)
+
+# Host paths read for the container verdict (module attributes so tests can point them elsewhere).
+CONTAINER_MARKER_FILES = ("/.dockerenv", "/run/.containerenv")
+PROC1_CGROUP = "/proc/1/cgroup"
+DEFAULT_NVIDIA_SMI_DIRS = ["/usr/bin"]
+
+
+def _read(path):
+    """File content, or None when it cannot be read."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def _find_nvidia_smi(module, configured):
+    if configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return configured, None
+        return None, "%s does not exist or is not executable" % configured
+    found = module.get_bin_path("nvidia-smi", required=False, opt_dirs=DEFAULT_NVIDIA_SMI_DIRS)
+    if found:
+        return found, None
+    return None, "nvidia-smi not found on PATH or in %s" % ", ".join(DEFAULT_NVIDIA_SMI_DIRS)
+
+
+def _run(module, argv):
+    """(rc, combined output) of one nvidia-smi call. LC_ALL=C keeps the messages in English."""
+    rc, out, err = module.run_command(list(argv), environ_update={"LC_ALL": "C"})
+    return rc, output_text(out, err)
+
+
+def _failure_or_none(rc, text):
+    """(state, message) for a failed run, None for a successful one."""
+    failure = classify_failure(text)
+    if failure:
+        return failure
+    if rc != 0:
+        return STATE_NVML_ERROR, text.strip() or "nvidia-smi exited with status %d and printed nothing" % rc
+    return None
+
+
+def _gather_query(module, smi):
+    rc, text = _run(module, [smi, "-q"])
+    failure = _failure_or_none(rc, text)
+    if failure:
+        return failure, None
+    return None, parse_query(text)
+
+
+def _gather_csv(module, smi):
+    rc, text = _run(module, [smi] + list(QUERY_GPU_ARGS))
+    failure = _failure_or_none(rc, text)
+    if failure:
+        return failure, None
+    parsed = parse_csv(text)
+    return None, parsed
+
+
+def _cuda_from_banner(module, smi):
+    """The CUDA version from the header of plain nvidia-smi; None when it cannot be had."""
+    rc, text = _run(module, [smi])
+    if rc != 0 or classify_failure(text):
+        return None
+    try:
+        return parse_banner(text)["cuda_version"]
+    except NvidiaSmiParseError:
+        return None
+
+
+def _detect_virt(module):
+    """(rc, stdout) of ``systemd-detect-virt -c``; None where systemd-detect-virt is not installed."""
+    detect_virt = module.get_bin_path("systemd-detect-virt", required=False)
+    if not detect_virt:
+        return None
+    rc, out, _err = module.run_command([detect_virt, "-c"])
+    return rc, out
+
+
+def _host_facts(module, facts):
+    modules_text = _read(module.params["proc_modules"])
+    facts["kernel_module_loaded"] = None if modules_text is None else nvidia_module_loaded(modules_text)
+    version = _read(module.params["module_version_path"])
+    facts["kernel_module_version"] = (version.strip() or None) if version is not None else None
+
+    markers = [path for path in CONTAINER_MARKER_FILES if os.path.exists(path)]
+    hints = container_hints(markers, _read(PROC1_CGROUP), _detect_virt(module))
+    facts["in_container"] = bool(hints)
+    facts["in_container_hints"] = hints
+
+
+def gather(module):
+    """The facts dict (see RETURN)."""
+    facts = empty_facts()
+    _host_facts(module, facts)
+
+    smi, reason = _find_nvidia_smi(module, module.params["nvidia_smi_path"])
+    if smi is None:
+        facts["message"] = reason
+        return facts
+    facts["driver_present"] = True
+    facts["nvidia_smi_path"] = smi
+
+    source = module.params["source"]
+    failure = parsed = None
+    parse_error = None
+    used = None
+    if source in ("auto", "query"):
+        try:
+            failure, parsed = _gather_query(module, smi)
+            used = "query"
+        except NvidiaSmiParseError as exc:
+            if source == "query":
+                module.fail_json(msg="could not parse the output of '%s -q': %s" % (smi, exc))
+            parse_error = exc
+    if parsed is None and failure is None:
+        try:
+            failure, parsed = _gather_csv(module, smi)
+            used = "csv"
+        except NvidiaSmiParseError as exc:
+            detail = "; the -q report could not be parsed either: %s" % parse_error if parse_error else ""
+            module.fail_json(msg="could not parse the output of '%s --query-gpu': %s%s" % (smi, exc, detail))
+
+    if failure:
+        facts["state"], facts["message"] = failure
+        return facts
+
+    facts["state"] = STATE_OK
+    facts["source"] = used
+    facts["driver_version"] = parsed["driver_version"]
+    facts["cuda_version"] = parsed["cuda_version"] or _cuda_from_banner(module, smi)
+    facts["gpus"] = parsed["gpus"]
+    facts["gpu_count"] = len(parsed["gpus"])
+    return facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            nvidia_smi_path=dict(type="path"),
+            source=dict(type="str", default="auto", choices=["auto", "query", "csv"]),
+            proc_modules=dict(type="path", default="/proc/modules"),
+            module_version_path=dict(type="path", default="/sys/module/nvidia/version"),
+        ),
+        supports_check_mode=True,
+    )
+    facts = gather(module)
+    module.exit_json(changed=False, gpu=facts, ansible_facts={"gpulab_gpu": facts})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,391 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nvidia_gpu_facts main() against a fake nvidia-smi that replays recorded outputs.
+
+The fake is a shell script written into tmp_path: ``-q`` prints a ``*.q.txt`` fixture,
+``--query-gpu=...`` a ``*.query-gpu.csv`` one, no argument a ``*.banner.txt`` one, each with the
+exit code given, and every call is appended to a log so tests can check what the module ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.gpulab.provision.plugins.modules import nvidia_gpu_facts
+
+FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "nvidia-smi"))
+
+# Exit codes: 18 is recorded with the version-mismatch output (anderskm/gputil#55); 6, 9 and 255
+# are what nvidia-smi documents for "not found", "driver not loaded" and "other error" (see
+# tests/fixtures/nvidia-smi/README.md). The module classifies by message, not by code.
+RC_VERSION_MISMATCH = 18
+RC_NO_DEVICES = 6
+RC_NO_DRIVER = 9
+RC_OTHER = 255
+
+
+def fixture_path(name):
+    return os.path.join(FIXTURES, name)
+
+
+class FakeSmi:
+    """Writes a fake nvidia-smi into a directory; ``calls()`` returns the argv lists it received."""
+
+    def __init__(self, directory, name="nvidia-smi"):
+        self.directory = directory
+        self.path = str(directory / name)
+        self.log = str(directory / (name + ".log"))
+
+    def write(self, query=None, csv=None, banner=None, rc=0, text=None):
+        """Each of query/csv/banner: a fixture name, or None (then that call prints an error and exits 2).
+
+        *text* (a path) replaces all three: every call prints it (failure outputs look the same for
+        every sub-command).
+        """
+        def branch(name):
+            source = text or (fixture_path(name) if name else None)
+            if source is None:
+                return "echo 'fake nvidia-smi: no fixture for this call' >&2; exit 2"
+            return "/bin/cat %s; exit %d" % (shlex.quote(source), rc)
+
+        script = "\n".join([
+            "#!/bin/sh",
+            'printf "%%s\\n" "$*" >> %s' % shlex.quote(self.log),
+            'case "$1" in',
+            "  -q) %s ;;" % branch(query),
+            "  --query-gpu=*) %s ;;" % branch(csv),
+            '  "") %s ;;' % branch(banner),
+            "  *) echo \"fake nvidia-smi: unexpected arguments $*\" >&2; exit 2 ;;",
+            "esac",
+            "",
+        ])
+        with open(self.path, "w") as handle:
+            handle.write(script)
+        os.chmod(self.path, 0o755)
+        return self
+
+    def calls(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as handle:
+            return [line.split() for line in handle.read().splitlines()]
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    """An isolated host: empty PATH dir, no /usr/bin fallback, no container, nvidia module loaded."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(nvidia_gpu_facts, "DEFAULT_NVIDIA_SMI_DIRS", [str(tmp_path / "empty")])
+    monkeypatch.setattr(
+        nvidia_gpu_facts, "CONTAINER_MARKER_FILES", (str(tmp_path / "dockerenv"), str(tmp_path / "containerenv"))
+    )
+    monkeypatch.setattr(nvidia_gpu_facts, "PROC1_CGROUP", str(tmp_path / "proc1-cgroup"))
+    monkeypatch.setattr(nvidia_gpu_facts, "_detect_virt", lambda module: None)
+    (tmp_path / "proc1-cgroup").write_text("0::/\n")
+    (tmp_path / "modules").write_text(
+        "nvidia_uvm 1531904 0 - Live 0x0000000000000000 (POE)\n"
+        "nvidia 56729600 2 nvidia_uvm, Live 0x0000000000000000 (POE)\n"
+    )
+    (tmp_path / "version").write_text("590.48.01\n")
+    return tmp_path
+
+
+def base_args(host, **extra):
+    args = {"proc_modules": str(host / "modules"), "module_version_path": str(host / "version")}
+    args.update(extra)
+    return args
+
+
+def run_module(args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exc:
+            nvidia_gpu_facts.main()
+    result = json.loads(capsys.readouterr().out)
+    return exc.value.code, result
+
+
+def run_ok(args, capsys):
+    code, result = run_module(args, capsys)
+    assert code == 0, result
+    assert result.get("failed") is not True
+    assert result["changed"] is False
+    assert result["ansible_facts"]["gpulab_gpu"] == result["gpu"]
+    return result["gpu"]
+
+
+# --------------------------------------------------------------------------- success
+
+
+def test_h100_from_query(host, capsys):
+    smi = FakeSmi(host / "bin").write(query="h100-80gb-hbm3.q.txt")
+    gpu = run_ok(base_args(host), capsys)
+    assert gpu == {
+        "driver_present": True,
+        "state": "ok",
+        "message": None,
+        "nvidia_smi_path": smi.path,
+        "source": "query",
+        "driver_version": "590.48.01",
+        "cuda_version": "13.1",
+        "gpus": [{
+            "index": 0,
+            "name": "NVIDIA H100 80GB HBM3",
+            "uuid": "GPU-00000000-0000-0000-0000-000000000000",
+            "memory_total_mib": 81559,
+            "persistence_mode": True,
+            "mig_mode": "Disabled",
+            "ecc_mode": "Enabled",
+            "pci_bus_id": "00000000:00:09.0",
+        }],
+        "gpu_count": 1,
+        "kernel_module_loaded": True,
+        "kernel_module_version": "590.48.01",
+        "in_container": False,
+        "in_container_hints": [],
+    }
+    assert smi.calls() == [["-q"]]  # the -q report has the CUDA version: no second call
+
+
+def test_mig_enabled_h100(host, capsys):
+    FakeSmi(host / "bin").write(query="h100-80gb-hbm3-mig.q.txt")
+    gpu = run_ok(base_args(host), capsys)
+    assert [(g["mig_mode"], g["memory_total_mib"]) for g in gpu["gpus"]] == [("Enabled", 81559)]
+
+
+def test_a100_x4_from_query(host, capsys):
+    FakeSmi(host / "bin").write(query="a100-sxm4-80gb-x4.q.txt")
+    gpu = run_ok(base_args(host), capsys)
+    assert gpu["gpu_count"] == 4
+    assert [g["uuid"] for g in gpu["gpus"]] == [
+        "GPU-31515c3d-1414-7c2c-004a-f86a898946ac",
+        "GPU-72d87681-01db-370e-567d-41afcf20fad0",
+        "GPU-62989189-9e1e-ac75-4676-114f14998542",
+        "GPU-011b2cfe-2b8e-1cb0-19e1-1b764e854dfc",
+    ]
+    assert [g["pci_bus_id"] for g in gpu["gpus"]] == [
+        "00000000:68:00.0", "00000000:9E:00.0", "00000000:C2:00.0", "00000000:D4:00.0"]
+    assert (gpu["driver_version"], gpu["cuda_version"]) == ("555.42.02", "12.5")
+
+
+def test_consumer_gpu_without_ecc_and_persistence(host, capsys):
+    FakeSmi(host / "bin").write(query="rtx-4080-super.q.txt")
+    gpu = run_ok(base_args(host), capsys)
+    assert gpu["gpus"][0]["name"] == "NVIDIA GeForce RTX 4080 SUPER"
+    assert (gpu["gpus"][0]["persistence_mode"], gpu["gpus"][0]["ecc_mode"], gpu["gpus"][0]["mig_mode"]) == (
+        False, "N/A", "N/A")
+
+
+def test_source_csv_runs_the_query_and_the_banner(host, capsys):
+    smi = FakeSmi(host / "bin").write(csv="a100-sxm4-80gb-x4.query-gpu.csv", banner="a100-sxm4-80gb-x4.banner.txt")
+    gpu = run_ok(base_args(host, source="csv"), capsys)
+    assert gpu["source"] == "csv"
+    assert (gpu["driver_version"], gpu["cuda_version"], gpu["gpu_count"]) == ("555.42.02", "12.5", 4)
+    assert gpu["gpus"][3]["uuid"] == "GPU-011b2cfe-2b8e-1cb0-19e1-1b764e854dfc"
+    assert smi.calls() == [
+        ["--query-gpu=index,name,uuid,memory.total,persistence_mode,mig.mode.current,ecc.mode.current,"
+         "pci.bus_id,driver_version", "--format=csv,noheader,nounits"],
+        [],
+    ]
+
+
+def test_auto_falls_back_to_csv_when_the_report_cannot_be_parsed(host, capsys):
+    # a -q report whose last GPU section is cut off ("Attached GPUs : 4", three sections)
+    with open(fixture_path("a100-sxm4-80gb-x4.q.txt")) as handle:
+        text = handle.read()
+    broken = host / "broken.q.txt"
+    broken.write_text(text[: text.index("GPU 00000000:D4:00.0")])
+    smi = FakeSmi(host / "bin").write(csv="a100-sxm4-80gb-x4.query-gpu.csv", banner="a100-sxm4-80gb-x4.banner.txt")
+    with open(smi.path) as handle:
+        script = handle.read().replace(
+            "  -q) echo 'fake nvidia-smi: no fixture for this call' >&2; exit 2 ;;",
+            "  -q) /bin/cat %s; exit 0 ;;" % shlex.quote(str(broken)),
+        )
+    with open(smi.path, "w") as handle:
+        handle.write(script)
+    gpu = run_ok(base_args(host), capsys)
+    assert (gpu["state"], gpu["source"], gpu["gpu_count"], gpu["cuda_version"]) == ("ok", "csv", 4, "12.5")
+    assert [call[0] if call else "" for call in smi.calls()] == ["-q", QUERY_GPU_FIRST_ARG, ""]
+
+
+QUERY_GPU_FIRST_ARG = (
+    "--query-gpu=index,name,uuid,memory.total,persistence_mode,mig.mode.current,ecc.mode.current,"
+    "pci.bus_id,driver_version"
+)
+
+
+def test_source_query_fails_when_the_report_cannot_be_parsed(host, capsys):
+    FakeSmi(host / "bin").write(query="h100-80gb-hbm3.banner.txt")  # not a -q report
+    code, result = run_module(base_args(host, source="query"), capsys)
+    assert code == 1
+    assert result["failed"] is True
+    assert "could not parse the output of" in result["msg"] and "NVSMI LOG" in result["msg"]
+
+
+def test_unparseable_everywhere_fails_with_both_reasons(host, capsys):
+    FakeSmi(host / "bin").write(query="h100-80gb-hbm3.banner.txt", csv="h100-80gb-hbm3.banner.txt")
+    code, result = run_module(base_args(host), capsys)
+    assert code == 1
+    assert "--query-gpu" in result["msg"] and "the -q report could not be parsed either" in result["msg"]
+
+
+def test_cuda_version_from_banner_when_the_report_has_none(host, capsys):
+    with open(fixture_path("a10.q.txt")) as handle:
+        text = handle.read()
+    no_cuda = host / "a10-no-cuda.q.txt"
+    no_cuda.write_text(text.replace("CUDA Version                              : 12.4\n", ""))
+    smi = FakeSmi(host / "bin").write(query="a10.q.txt", banner="a10.banner.txt")
+    with open(smi.path) as handle:
+        script = handle.read().replace(shlex.quote(fixture_path("a10.q.txt")), shlex.quote(str(no_cuda)))
+    with open(smi.path, "w") as handle:
+        handle.write(script)
+    gpu = run_ok(base_args(host), capsys)
+    assert (gpu["source"], gpu["cuda_version"]) == ("query", "12.4")
+    assert smi.calls() == [["-q"], []]
+
+
+def test_check_mode_gives_the_same_answer(host, capsys):
+    FakeSmi(host / "bin").write(query="a10.q.txt")
+    normal = run_ok(base_args(host), capsys)
+    checked = run_ok(base_args(host, _ansible_check_mode=True), capsys)
+    assert checked == normal
+    assert checked["gpus"][0]["uuid"] == "GPU-51ae0086-e1ac-4a20-f062-9caa44e4df6d"
+
+
+# --------------------------------------------------------------------------- finding nvidia-smi
+
+
+def test_command_missing_is_absent_not_failed(host, capsys):
+    gpu = run_ok(base_args(host), capsys)
+    assert gpu["driver_present"] is False
+    assert gpu["state"] == "absent"
+    assert gpu["message"].startswith("nvidia-smi not found on PATH or in ")
+    assert (gpu["gpus"], gpu["gpu_count"], gpu["driver_version"], gpu["nvidia_smi_path"]) == ([], 0, None, None)
+    assert gpu["kernel_module_loaded"] is True  # still reported: a loaded module without tools is a finding
+
+
+def test_configured_path_missing_is_absent(host, capsys):
+    missing = str(host / "nowhere" / "nvidia-smi")
+    gpu = run_ok(base_args(host, nvidia_smi_path=missing), capsys)
+    assert (gpu["driver_present"], gpu["state"]) == (False, "absent")
+    assert gpu["message"] == "%s does not exist or is not executable" % missing
+
+
+def test_configured_path_is_used(host, capsys):
+    other = host / "opt"
+    other.mkdir()
+    smi = FakeSmi(other).write(query="a10.q.txt")
+    gpu = run_ok(base_args(host, nvidia_smi_path=smi.path), capsys)
+    assert (gpu["nvidia_smi_path"], gpu["state"]) == (smi.path, "ok")
+
+
+def test_usr_bin_fallback_when_not_on_path(host, capsys, monkeypatch):
+    usr_bin = host / "usr-bin"
+    usr_bin.mkdir()
+    smi = FakeSmi(usr_bin).write(query="a10.q.txt")
+    monkeypatch.setattr(nvidia_gpu_facts, "DEFAULT_NVIDIA_SMI_DIRS", [str(usr_bin)])
+    gpu = run_ok(base_args(host), capsys)
+    assert (gpu["nvidia_smi_path"], gpu["state"]) == (smi.path, "ok")
+
+
+# --------------------------------------------------------------------------- broken drivers
+
+
+@pytest.mark.parametrize("name, rc, state, message", [
+    ("version-mismatch.txt", RC_VERSION_MISMATCH, "version_mismatch",
+     "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 535.161"),
+    ("no-devices.txt", RC_NO_DEVICES, "no_devices", "No devices were found"),
+    ("no-driver.txt", RC_NO_DRIVER, "nvml_error",
+     "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+     "Make sure that the latest NVIDIA driver is installed and running."),
+    ("nvml-unknown-error.txt", RC_OTHER, "nvml_error", "Failed to initialize NVML: Unknown Error"),
+])
+@pytest.mark.parametrize("source", ["auto", "query", "csv"])
+def test_broken_driver_states(host, capsys, name, rc, state, message, source):
+    smi = FakeSmi(host / "bin").write(text=fixture_path(name), rc=rc)
+    gpu = run_ok(base_args(host, source=source), capsys)
+    assert gpu["driver_present"] is True
+    assert (gpu["state"], gpu["message"]) == (state, message)
+    assert (gpu["gpus"], gpu["gpu_count"], gpu["source"], gpu["driver_version"]) == ([], 0, None, None)
+    assert len(smi.calls()) == 1  # no fallback after a recognised failure
+
+
+def test_unrecognised_failure_is_nvml_error_with_the_output(host, capsys):
+    weird = host / "weird.txt"
+    weird.write_text("Something new went wrong\n")
+    FakeSmi(host / "bin").write(text=str(weird), rc=3)
+    gpu = run_ok(base_args(host), capsys)
+    assert (gpu["state"], gpu["message"]) == ("nvml_error", "Something new went wrong")
+
+
+def test_silent_failure_reports_the_exit_code(host, capsys):
+    empty = host / "empty.txt"
+    empty.write_text("")
+    FakeSmi(host / "bin").write(text=str(empty), rc=15)
+    gpu = run_ok(base_args(host), capsys)
+    assert (gpu["state"], gpu["message"]) == ("nvml_error", "nvidia-smi exited with status 15 and printed nothing")
+
+
+# --------------------------------------------------------------------------- kernel module, container
+
+
+def test_kernel_module_not_loaded_and_no_version_file(host, capsys):
+    (host / "modules").write_text("nouveau 2433024 0 - Live 0x0000000000000000\n")
+    gpu = run_ok(base_args(host, module_version_path=str(host / "no-such-version")), capsys)
+    assert (gpu["kernel_module_loaded"], gpu["kernel_module_version"]) == (False, None)
+
+
+def test_kernel_module_unknown_when_proc_modules_unreadable(host, capsys):
+    gpu = run_ok(base_args(host, proc_modules=str(host / "no-such-modules")), capsys)
+    assert gpu["kernel_module_loaded"] is None
+
+
+def test_in_container_from_marker_file_and_cgroup(host, capsys):
+    (host / "dockerenv").write_text("")
+    (host / "proc1-cgroup").write_text("12:devices:/docker/3f1c0d\n")
+    gpu = run_ok(base_args(host), capsys)
+    assert gpu["in_container"] is True
+    assert gpu["in_container_hints"] == ["%s exists" % (host / "dockerenv"), "/proc/1/cgroup mentions docker"]
+
+
+def test_in_container_from_systemd_detect_virt(host, capsys, monkeypatch):
+    monkeypatch.setattr(nvidia_gpu_facts, "_detect_virt", lambda module: (0, "podman\n"))
+    gpu = run_ok(base_args(host), capsys)
+    assert (gpu["in_container"], gpu["in_container_hints"]) == (True, ["systemd-detect-virt -c: podman"])
+
+
+def test_detect_virt_runs_systemd_detect_virt_c(tmp_path):
+    fake = tmp_path / "systemd-detect-virt"
+    fake.write_text('#!/bin/sh\n[ "$1" = "-c" ] && echo docker && exit 0\nexit 2\n')
+    os.chmod(str(fake), 0o755)
+    module = _StubModule(str(fake))
+    assert nvidia_gpu_facts._detect_virt(module) == (0, "docker\n")
+    assert module.calls == [[str(fake), "-c"]]
+    absent = _StubModule(None)
+    assert nvidia_gpu_facts._detect_virt(absent) is None
+    assert absent.calls == []
+
+
+class _StubModule:
+    """Just what _detect_virt uses of AnsibleModule."""
+
+    def __init__(self, detect_virt_path):
+        self.detect_virt_path = detect_virt_path
+        self.calls = []
+
+    def get_bin_path(self, name, required=False):
+        return self.detect_virt_path if name == "systemd-detect-virt" else None
+
+    def run_command(self, argv):
+        self.calls.append(argv)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+        return proc.returncode, proc.stdout, proc.stderr

@@ -1,0 +1,300 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mirror_probe
+short_description: Check which package mirrors are healthy, from the managed host, within one deadline
+version_added: "0.1.0"
+description:
+  - Probes a list of mirrors of one kind (PyPI, conda, Docker registry, apt or plain HTTP) from the
+    managed host, all at once, and reports for each whether it answered its protocol correctly,
+    how fast, and if not, why.
+  - Health is more than reachability. A PyPI mirror must serve a simple page that lists files of
+    O(project) (PEP 503 HTML or PEP 691 JSON); a conda mirror repodata that parses; a Docker
+    registry mirror C(/v2/) answering 200 or 401 with the C(Docker-Distribution-API-Version)
+    header (and, with O(docker_image), that image's manifest); an apt repository a signed
+    C(InRelease). A captive portal's 200, a TLS error, a redirect loop or a stall in the middle of
+    the body are all unhealthy, each with its own reason.
+  - The whole probe is bounded by one deadline, O(timeout), however many mirrors stall.
+  - Redirects are followed (at most 5). Credentials in a mirror URL (C(https://user:token@host/))
+    are sent as HTTP Basic authentication to that host only, and never appear in the results,
+    error messages or the echoed module arguments.
+  - Honours the host's C(https_proxy), C(http_proxy) and C(no_proxy) environment variables.
+  - Read-only; it never changes the host.
+author:
+  - gpulab.provision maintainers (@gpulab)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: The probes are read-only, so check mode probes exactly as a normal run does.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+    details: Always returns C(changed=false).
+options:
+  kind:
+    description:
+      - What the mirrors serve, which decides how they are probed.
+      - V(pypi) GETs C(<url>/<project>/) (PEP 503 / PEP 691 simple API).
+      - V(conda) GETs C(<url>/<channel>/<subdir>/repodata.json).
+      - V(docker) GETs C(<url>/v2/), then HEADs the O(docker_image) manifest when set.
+      - V(apt) GETs C(<url>/dists/<suite>/InRelease), or C(<url>/InRelease) for a flat repository.
+      - V(http) GETs C(<url><path>) and wants any 2xx.
+    type: str
+    required: true
+    choices: [pypi, conda, docker, apt, http]
+  mirrors:
+    description:
+      - The mirrors to probe. Results come back in the same order.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: A unique name for the mirror, used in results and reports.
+        type: str
+        required: true
+      url:
+        description:
+          - Base URL of the mirror, C(http://) or C(https://).
+          - For V(pypi) the simple index (C(https://host/simple)); for V(conda) the base above
+            the channels; for V(apt) the repository root; for V(docker) C(scheme://host[:port])
+            with no path, as Docker's C(registry-mirrors) requires.
+          - May carry credentials (C(https://user:password@host/...)) or a token in the query
+            string; they are masked in every output.
+        type: str
+        required: true
+      insecure:
+        description:
+          - Allow plain C(http://) and skip TLS certificate verification for this mirror only.
+          - Without it a plain C(http://) URL is refused.
+        type: bool
+        default: false
+  timeout:
+    description:
+      - One deadline, in seconds, for the whole probe of all mirrors together.
+      - A mirror that has not answered completely by then is unhealthy with reason
+        C(timed out after <timeout> s).
+    type: float
+    default: 3.0
+  project:
+    description: V(pypi) only. The project whose simple page must list files.
+    type: str
+    default: pip
+  channel:
+    description: V(conda) only. Channel path under the mirror URL, for example C(pkgs/main) or C(cloud/conda-forge).
+    type: str
+    default: pkgs/main
+  subdir:
+    description: V(conda) only. Platform subdirectory whose C(repodata.json) is fetched.
+    type: str
+    default: noarch
+  suite:
+    description:
+      - V(apt) only. Suite or codename under C(dists/).
+      - A value ending in C(/) means a flat repository, as in a C(deb URL sub/) line; C(/) alone
+        reads C(<url>/InRelease).
+    type: str
+    default: bookworm
+  path:
+    description: V(http) only. Path appended to each mirror URL.
+    type: str
+    default: ""
+  docker_image:
+    description:
+      - V(docker) only. A Docker Hub image, such as C(library/hello-world:latest), whose manifest
+        each mirror must serve (HEAD), following the anonymous Bearer-token challenge.
+      - Without it a mirror is healthy when C(/v2/) answers like a registry, which does not prove
+        that it still mirrors Docker Hub.
+    type: str
+  ca_path:
+    description:
+      - PEM bundle of the CA certificates to trust (for example a lab CA), instead of the
+        system's store.
+    type: path
+  validate_certs:
+    description:
+      - Verify TLS certificates. V(false) turns verification off for every mirror; prefer
+        O(mirrors[].insecure) for the one mirror that needs it.
+    type: bool
+    default: true
+notes:
+  - Runs on the managed host and needs only the Python standard library.
+  - Each mirror is probed in its own thread; the module returns by the deadline plus a few
+    milliseconds even when every mirror stalls.
+  - Responses are read up to 16 MiB (after gzip decoding); a larger answer is unhealthy.
+seealso:
+  - name: PEP 503 - Simple Repository API
+    description: The HTML simple index a PyPI mirror must serve.
+    link: https://peps.python.org/pep-0503/
+  - name: PEP 691 - JSON-based Simple API
+    description: The JSON form of the same index.
+    link: https://peps.python.org/pep-0691/
+  - name: Docker registry mirror
+    description: How Docker uses C(registry-mirrors).
+    link: https://docs.docker.com/docker-hub/image-library/mirror/
+"""
+
+EXAMPLES = r"""
+- name: Probe the PyPI mirrors within 3 seconds
+  gpulab.provision.mirror_probe:
+    kind: pypi
+    mirrors:
+      - {name: tuna, url: "https://pypi.tuna.tsinghua.edu.cn/simple"}
+      - {name: lab, url: "http://10.0.0.5:8080/simple", insecure: true}
+    timeout: 3
+  register: __pypi_probe
+
+- name: Docker registry mirrors must still serve a pinned Hub image
+  gpulab.provision.mirror_probe:
+    kind: docker
+    mirrors:
+      - {name: daocloud, url: "https://docker.m.daocloud.io"}
+    docker_image: library/hello-world:latest
+    ca_path: /etc/ssl/certs/lab-ca.pem
+
+- name: NVIDIA CUDA apt repository (flat)
+  gpulab.provision.mirror_probe:
+    kind: apt
+    suite: /
+    mirrors:
+      - {name: nvidia, url: "https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64"}
+
+- name: conda-forge through a mirror's cloud/ prefix
+  gpulab.provision.mirror_probe:
+    kind: conda
+    channel: cloud/conda-forge
+    subdir: linux-64
+    mirrors:
+      - {name: tuna, url: "https://mirrors.tuna.tsinghua.edu.cn/anaconda"}
+    timeout: 10
+"""
+
+RETURN = r"""
+results:
+  description: One entry per mirror, in the order of O(mirrors).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The mirror's name.
+      type: str
+      sample: tuna
+    url:
+      description: The mirror URL with credentials and query-string tokens masked.
+      type: str
+      sample: "https://***@pypi.lab.example/simple"
+    healthy:
+      description: Whether the mirror answered its protocol correctly before the deadline.
+      type: bool
+      sample: true
+    latency_ms:
+      description: Milliseconds to a complete healthy answer; V(null) when unhealthy.
+      type: int
+      sample: 41
+    http_status:
+      description: The last HTTP status seen (after redirects); V(null) when none came.
+      type: int
+      sample: 200
+    reason:
+      description: Why the mirror is unhealthy, short and human; V(null) when healthy.
+      type: str
+      sample: timed out after 3.0 s
+    serial:
+      description:
+        - V(pypi) only. The mirror's last serial, from a bandersnatch C(<!--SERIAL n-->) comment,
+          PEP 691 C(meta._last-serial) or the C(X-PyPI-Last-Serial) header; V(null) otherwise.
+        - Compare serials to see how far behind each mirror is.
+      type: int
+      sample: 24312345
+elapsed_ms:
+  description: Milliseconds the whole probe took.
+  returned: success
+  type: int
+  sample: 3004
+timeout:
+  description: The deadline used, in seconds.
+  returned: success
+  type: float
+  sample: 3.0
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
+from ansible_collections.gpulab.provision.plugins.module_utils.probe import (
+    KINDS,
+    ProbeSpecError,
+    run_probe,
+)
+
+
+def argument_spec():
+    return dict(
+        kind=dict(type="str", required=True, choices=list(KINDS)),
+        mirrors=dict(
+            type="list",
+            elements="dict",
+            required=True,
+            options=dict(
+                name=dict(type="str", required=True),
+                url=dict(type="str", required=True, no_log=False),
+                insecure=dict(type="bool", default=False),
+            ),
+        ),
+        timeout=dict(type="float", default=3.0),
+        project=dict(type="str", default="pip"),
+        channel=dict(type="str", default="pkgs/main"),
+        subdir=dict(type="str", default="noarch"),
+        suite=dict(type="str", default="bookworm"),
+        path=dict(type="str", default=""),
+        docker_image=dict(type="str"),
+        ca_path=dict(type="path"),
+        validate_certs=dict(type="bool", default=True),
+    )
+
+
+def main():
+    # no_log=True on the module only keeps the invocation out of the host's syslog/journal,
+    # where a token in a mirror URL's query string would otherwise be written.
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, no_log=True)
+    params = module.params
+
+    # The URLs are shown (masked) on purpose, so they are not no_log; their secret parts are,
+    # which also masks them in the echoed module arguments (`invocation`).
+    masker = SecretMasker()
+    for mirror in params["mirrors"]:
+        masker.add_url(mirror["url"])
+        for secret in url_secrets(mirror["url"]):
+            module.no_log_values.add(secret)
+
+    options = {key: params[key] for key in ("project", "channel", "subdir", "suite", "path", "docker_image")}
+    try:
+        outcome = run_probe(
+            params["kind"],
+            [dict(m) for m in params["mirrors"]],
+            params["timeout"],
+            validate_certs=params["validate_certs"],
+            ca_path=params["ca_path"],
+            **options
+        )
+    except ProbeSpecError as exc:
+        module.fail_json(msg=masker(str(exc)))
+    except Exception as exc:  # never let a traceback carry a URL out
+        module.fail_json(msg="mirror_probe failed: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)))
+
+    module.exit_json(changed=False, **outcome)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,478 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Mirror selection policy: pure functions from probe results to the chosen mirror.
+
+Used by the filters in ``plugins/filter/mirrors.py`` (controller side). Nothing here does I/O.
+
+Inputs are the ``results`` list of ``gpulab.provision.mirror_probe`` (input order, URLs masked)
+and the inventory catalog ``gpulab_mirrors`` (real URLs, possibly with credentials). Every string
+that a person may see goes through :func:`mask_url`.
+
+Policy, in one place:
+
+- Only healthy mirrors are ever chosen or ranked.
+- ``first_healthy`` keeps catalog order; ``fastest`` sorts by ``latency_ms`` (ties keep catalog
+  order, a healthy mirror without a latency sorts last).
+- ``max_latency_ms`` is a preference, not a filter: mirrors under the ceiling come first, healthy
+  mirrors over it follow. When every healthy mirror is slow, a slow mirror beats no mirror; that
+  is what keeps pip and Docker working.
+- A pin to a healthy mirror wins over strategy and ceiling. A pin to an unhealthy or unknown
+  mirror is not obeyed: the strategy decides and the status says ``pin_unhealthy``.
+- Nothing healthy: ``on_all_down: keep`` re-uses the previous choice (by name, from the catalog)
+  with status ``kept``; otherwise status ``none``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from urllib.parse import urlsplit
+
+try:
+    from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import mask_url
+except ImportError:  # pragma: no cover - only when the file is used outside the collection
+    def mask_url(url):
+        return _USERINFO_IN_TEXT.sub(r"\1***@", str(url))
+
+# Any scheme://userinfo@ inside free text (role summaries, reasons).
+_USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+
+
+def mask_text(text):
+    """Mask credentials in a URL or in free text that contains URLs."""
+    text = str(text)
+    if "://" not in text:
+        return text
+    if not any(char.isspace() for char in text):
+        return mask_url(text)
+    return _USERINFO_IN_TEXT.sub(r"\1***@", text)
+
+
+STRATEGIES = ("first_healthy", "fastest")
+ON_ALL_DOWN = ("keep", "fail")
+KINDS = ("pypi", "conda", "docker", "apt", "http")
+STATUSES = ("ok", "pinned", "pin_unhealthy", "kept", "none")
+ENTRY_KEYS = ("name", "url", "insecure")
+POLICY_KEYS = ("strategy", "timeout_s", "max_latency_ms", "on_all_down")
+# Options of gpulab.provision.mirror_probe that a service may set, per kind.
+SERVICE_OPTIONS = {
+    "pypi": ("project",),
+    "conda": ("channel", "subdir"),
+    "docker": ("docker_image",),
+    "apt": ("suite",),
+    "http": ("path",),
+}
+DEFAULT_POLICY = {"strategy": "first_healthy", "timeout_s": 3, "max_latency_ms": None, "on_all_down": "keep"}
+
+_STRATEGY_WORDS = {"first_healthy": "first healthy", "fastest": "fastest"}
+
+
+class SelectionError(ValueError):
+    """Input that the selection policy cannot work with (the filter names itself in front)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Ranking
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_strategy(strategy, max_latency_ms):
+    if strategy not in STRATEGIES:
+        raise SelectionError("strategy %r is unknown; use one of: %s" % (strategy, ", ".join(STRATEGIES)))
+    if max_latency_ms is not None and (not _is_number(max_latency_ms) or max_latency_ms <= 0):
+        raise SelectionError("max_latency_ms %r must be a positive number or null" % (max_latency_ms,))
+
+
+def _check_results(results):
+    if not isinstance(results, (list, tuple)):
+        raise SelectionError("results must be the list returned by mirror_probe, got %s" % type(results).__name__)
+    for index, result in enumerate(results):
+        if not isinstance(result, dict) or not isinstance(result.get("name"), str):
+            raise SelectionError("results[%d] must be a mapping with a name (a mirror_probe result)" % index)
+
+
+def _latency_key(result):
+    latency = result.get("latency_ms")
+    return latency if _is_number(latency) else float("inf")
+
+
+def rank_mirrors(results, strategy="first_healthy", pin=None, max_latency_ms=None):
+    """Healthy results in policy order (the same dicts). See the module docstring for the policy."""
+    _check_results(results)
+    _check_strategy(strategy, max_latency_ms)
+    healthy = [result for result in results if result.get("healthy") is True]
+    if strategy == "fastest":
+        healthy = sorted(healthy, key=_latency_key)  # sorted() is stable: ties keep catalog order
+    if max_latency_ms is not None:
+        under = [result for result in healthy if _latency_key(result) <= max_latency_ms]
+        healthy = under + [result for result in healthy if _latency_key(result) > max_latency_ms]
+    if pin is not None:
+        pinned = [result for result in healthy if result["name"] == pin]
+        healthy = pinned + [result for result in healthy if result["name"] != pin]
+    return healthy
+
+
+def pick_mirror(results, strategy="first_healthy", pin=None, max_latency_ms=None):
+    """The chosen result (the same dict) or None when nothing is healthy."""
+    ranked = rank_mirrors(results, strategy=strategy, pin=pin, max_latency_ms=max_latency_ms)
+    return ranked[0] if ranked else None
+
+
+# --------------------------------------------------------------------------------------------
+# The per-service entry of gpulab_mirrors_selected
+
+
+def _policy(policy):
+    if policy is None:
+        policy = {}
+    if not isinstance(policy, dict):
+        raise SelectionError("policy must be a mapping like %r" % (DEFAULT_POLICY,))
+    merged = dict(DEFAULT_POLICY)
+    merged.update(policy)
+    if merged["on_all_down"] not in ON_ALL_DOWN:
+        raise SelectionError("on_all_down %r is unknown; use keep or fail" % (merged["on_all_down"],))
+    _check_strategy(merged["strategy"], merged["max_latency_ms"])
+    return merged
+
+
+def _previous_name(previous):
+    if isinstance(previous, dict):
+        previous = previous.get("name")
+    if previous is None or previous == "":
+        return None
+    if not isinstance(previous, str):
+        raise SelectionError("previous must be a mirror name or the local fact entry with a name")
+    return previous
+
+
+def _public(entry, latency_ms=None):
+    url = entry["url"]
+    return {
+        "name": entry["name"],
+        "url": url,
+        "url_masked": mask_url(url),
+        "insecure": bool(entry.get("insecure", False)),
+        "latency_ms": latency_ms,
+    }
+
+
+def _reason(result):
+    if result is None:
+        return "not probed"
+    return mask_text(result.get("reason") or ("unhealthy" if not result.get("healthy") else "healthy"))
+
+
+def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=None):
+    """One service's entry of ``gpulab_mirrors_selected`` (see docs/CONVENTIONS.md)."""
+    _check_results(results)
+    if not isinstance(catalog_entries, (list, tuple)) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("url"), str)
+        for entry in catalog_entries
+    ):
+        raise SelectionError("catalog_entries must be the service's list of {name, url, insecure}")
+    policy = _policy(policy)
+    if pin == "":
+        pin = None
+    previous = _previous_name(previous)
+    catalog = {entry["name"]: entry for entry in catalog_entries}
+    by_name = {}
+    for result in results:
+        if result["name"] not in catalog:
+            raise SelectionError("result %r is not in the catalog (%s)" % (result["name"], ", ".join(catalog)))
+        by_name[result["name"]] = result
+
+    ranked_results = rank_mirrors(results, policy["strategy"], pin, policy["max_latency_ms"])
+    ranked = [_public(catalog[result["name"]], result.get("latency_ms")) for result in ranked_results]
+    ranked_names = {entry["name"] for entry in ranked}
+    rejected = [
+        {"name": entry["name"], "url_masked": mask_url(entry["url"]), "reason": _reason(by_name.get(entry["name"]))}
+        for entry in catalog_entries
+        if entry["name"] not in ranked_names
+    ]
+    why_not = "; ".join("%s: %s" % (item["name"], item["reason"]) for item in rejected)
+
+    if ranked:
+        chosen = ranked[0]
+        how = _STRATEGY_WORDS[policy["strategy"]]
+        ceiling = policy["max_latency_ms"]
+        if ceiling is not None and not (_is_number(chosen["latency_ms"]) and chosen["latency_ms"] <= ceiling):
+            how += ", every healthy mirror is over %s ms" % ceiling
+        if pin is not None and pin == chosen["name"]:
+            status, text = "pinned", "%s chosen (pinned)" % pin
+        elif pin is not None:
+            status = "pin_unhealthy"
+            pin_why = _reason(by_name[pin]) if pin in by_name else "not in the catalog"
+            text = "pin %s not obeyed (%s); %s chosen (%s)" % (pin, pin_why, chosen["name"], how)
+        else:
+            status, text = "ok", "%s chosen (%s)" % (chosen["name"], how)
+        entry = dict(chosen)
+    elif policy["on_all_down"] == "keep" and previous in catalog:
+        status = "kept"
+        entry = _public(catalog[previous])
+        ranked = [dict(entry)]
+        text = "no mirror healthy; keeping the previous choice %s" % previous
+    else:
+        status = "none"
+        entry = {"name": None, "url": None, "url_masked": None, "insecure": False, "latency_ms": None}
+        if policy["on_all_down"] == "fail":
+            text = "no mirror healthy (on_all_down: fail)"
+        elif previous is not None:
+            text = "no mirror healthy; previous choice %s is no longer in the catalog" % previous
+        else:
+            text = "no mirror healthy and no previous choice to keep"
+    if why_not:
+        text += "; " + why_not
+    entry.update({"status": status, "ranked": ranked, "rejected": rejected, "message": text})
+    return entry
+
+
+# --------------------------------------------------------------------------------------------
+# Catalog validation (preflight)
+
+
+def _shown(value):
+    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
+
+
+def _url_errors(where, url, insecure, kind):
+    if not isinstance(url, str) or not url.strip():
+        return ["%s: must be a non-empty string URL like https://mirror.example/simple" % where]
+    shown = _shown(url)
+    if "://" not in url:
+        return ["%s: %s has no scheme; use https://%s" % (where, shown, mask_url(url).lstrip("/"))]
+    try:
+        parts = urlsplit(url)
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError on a bad port
+    except ValueError:
+        return ["%s: %s does not parse as a URL (bad port?); use https://host[:port]/path" % (where, shown)]
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return ["%s: %s uses scheme %r; only https:// (or http:// with insecure: true) is supported"
+                % (where, shown, scheme)]
+    errors = []
+    if not parts.hostname:
+        errors.append("%s: %s has no host; use %s://host[:port]/..." % (where, shown, scheme))
+    if scheme == "http" and insecure is not True:
+        errors.append("%s: %s is plain HTTP; use https://, or set insecure: true on this entry" % (where, shown))
+    if kind == "docker" and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        bare = "%s://%s" % (scheme, parts.netloc.rsplit("@", 1)[-1])
+        errors.append("%s: %s has a path; Docker registry-mirrors take scheme://host[:port] only, use %s"
+                      % (where, shown, bare))
+    return errors
+
+
+def _service_errors(service, spec):
+    where = "gpulab_mirror_services.%s" % service
+    if not isinstance(spec, dict):
+        return ["%s: must be a mapping like {kind: pypi}" % where]
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        return ["%s.kind: %r is not a probe kind; use one of: %s" % (where, kind, ", ".join(KINDS))]
+    allowed = ("kind",) + SERVICE_OPTIONS[kind]
+    return ["%s: unknown key %r for kind %s; allowed: %s" % (where, key, kind, ", ".join(allowed))
+            for key in spec if key not in allowed]
+
+
+def _policy_errors(policy):
+    if policy is None:
+        return []
+    if not isinstance(policy, dict):
+        return ["gpulab_mirror_policy: must be a mapping like {strategy: first_healthy, timeout_s: 3, on_all_down: keep}"]
+    errors = ["gpulab_mirror_policy: unknown key %r; allowed: %s" % (key, ", ".join(POLICY_KEYS))
+              for key in policy if key not in POLICY_KEYS]
+    if "strategy" in policy and policy["strategy"] not in STRATEGIES:
+        errors.append("gpulab_mirror_policy.strategy: %r is unknown; use %s"
+                      % (policy["strategy"], " or ".join(STRATEGIES)))
+    if "timeout_s" in policy and not (_is_number(policy["timeout_s"]) and policy["timeout_s"] > 0):
+        errors.append("gpulab_mirror_policy.timeout_s: %r must be a number of seconds > 0, e.g. 3"
+                      % (policy["timeout_s"],))
+    ceiling = policy.get("max_latency_ms")
+    if ceiling is not None and not (_is_number(ceiling) and ceiling > 0):
+        errors.append("gpulab_mirror_policy.max_latency_ms: %r must be a number > 0, or null for no ceiling"
+                      % (ceiling,))
+    if "on_all_down" in policy and policy["on_all_down"] not in ON_ALL_DOWN:
+        errors.append("gpulab_mirror_policy.on_all_down: %r is unknown; use keep (keep the last good choice) "
+                      "or fail" % (policy["on_all_down"],))
+    return errors
+
+
+def _pin_errors(pin, names_by_service):
+    if pin is None:
+        return []
+    if not isinstance(pin, dict):
+        return ["gpulab_mirror_pin: must be a mapping of service -> mirror name, e.g. {pypi: aliyun}"]
+    errors = []
+    for service, name in pin.items():
+        where = "gpulab_mirror_pin.%s" % service
+        if name is None or name == "":
+            continue
+        if service not in names_by_service:
+            errors.append("%s: %r is not a service of gpulab_mirrors (%s); remove the pin or add the service"
+                          % (where, service, ", ".join(sorted(names_by_service)) or "none"))
+        elif not isinstance(name, str):
+            errors.append("%s: %r must be a mirror name (a string)" % (where, name))
+        elif name not in names_by_service[service]:
+            errors.append("%s: %r is not a mirror of gpulab_mirrors.%s; use one of: %s"
+                          % (where, name, service, ", ".join(names_by_service[service])))
+    return errors
+
+
+def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
+    """Every problem in the mirror inventory, as messages naming the variable path and the fix.
+
+    An empty list means the catalog, policy and pin are usable.
+    """
+    services = services if services is not None else {}
+    if not isinstance(mirrors, dict):
+        return ["gpulab_mirrors: must be a mapping of service -> list of mirrors, got %s" % type(mirrors).__name__]
+    errors = []
+    if not isinstance(services, dict):
+        errors.append("gpulab_mirror_services: must be a mapping of service -> {kind: ...}")
+        services = {}
+    if not mirrors:
+        errors.append("gpulab_mirrors: no services; list at least one, e.g. pypi: [{name: pypi, url: https://pypi.org/simple}]")
+    names_by_service = {}
+    for service, entries in mirrors.items():
+        where = "gpulab_mirrors.%s" % service
+        kind = None
+        if service not in services:
+            errors.append("%s: unknown service; add gpulab_mirror_services.%s: {kind: %s} to say how to probe it"
+                          % (where, service, "|".join(KINDS)))
+        else:
+            service_errors = _service_errors(service, services[service])
+            errors.extend(service_errors)
+            if not service_errors:
+                kind = services[service]["kind"]
+        if not isinstance(entries, list):
+            errors.append("%s: must be a list of {name, url} in preference order" % where)
+            continue
+        if not entries:
+            errors.append("%s: empty list; list at least one mirror or remove the service" % where)
+            continue
+        seen = {}
+        names_by_service[service] = []
+        for index, entry in enumerate(entries):
+            here = "%s[%d]" % (where, index)
+            if not isinstance(entry, dict):
+                errors.append("%s: must be a mapping like {name: tuna, url: https://...}" % here)
+                continue
+            errors.extend("%s: unknown key %r; allowed: %s" % (here, key, ", ".join(ENTRY_KEYS))
+                          for key in entry if key not in ENTRY_KEYS)
+            name = entry.get("name")
+            if not isinstance(name, str) or not name.strip():
+                errors.append("%s.name: missing; give each mirror a short unique name, e.g. tuna" % here)
+            elif name in seen:
+                errors.append("%s.name: %r duplicates %s[%d]; names must be unique per service"
+                              % (here, name, where, seen[name]))
+            else:
+                seen[name] = index
+                names_by_service[service].append(name)
+            insecure = entry.get("insecure", False)
+            if not isinstance(insecure, bool):
+                errors.append("%s.insecure: %r must be true or false" % (here, insecure))
+            if "url" not in entry:
+                errors.append("%s.url: missing; e.g. url: https://mirror.example/..." % here)
+            else:
+                errors.extend(_url_errors(here + ".url", entry["url"], insecure, kind))
+    errors.extend(_policy_errors(policy))
+    errors.extend(_pin_errors(pin, names_by_service))
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+REPORT_PREFIX = "gpulab_report_"
+_COLUMNS = ("host", "service", "chosen", "latency", "status", "rejected")
+
+
+def _masked_selection(entry):
+    """A selection entry without real URLs (safe to print or write to a report file)."""
+    if not isinstance(entry, dict):
+        return entry
+    masked = {key: value for key, value in entry.items() if key not in ("url", "ranked", "rejected")}
+    masked["ranked"] = [{key: value for key, value in item.items() if key != "url"}
+                        for item in entry.get("ranked") or [] if isinstance(item, dict)]
+    masked["rejected"] = [{key: value for key, value in item.items() if key != "url"}
+                          for item in entry.get("rejected") or [] if isinstance(item, dict)]
+    return masked
+
+
+def _scrub(value):
+    """Mask credentials anywhere in a report structure (role summaries are free text)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {str(key): _scrub(item) for key, item in value.items() if key != "url"}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def report_data(hostvars, hosts=None):
+    """``{host: {mirrors_selected: {...masked}, reports: {role: {...}}}}`` for hosts with anything to say."""
+    if not hasattr(hostvars, "keys"):
+        raise SelectionError("the input must be hostvars or a mapping of host -> variables")
+    data = {}
+    for host in (hosts if hosts is not None else list(hostvars.keys())):
+        if host not in hostvars:
+            continue
+        host_vars = hostvars[host]
+        selected = host_vars["gpulab_mirrors_selected"] if "gpulab_mirrors_selected" in host_vars else {}
+        reports = {key[len(REPORT_PREFIX):]: host_vars[key] for key in list(host_vars.keys())
+                   if isinstance(key, str) and key.startswith(REPORT_PREFIX)}
+        if not selected and not reports:
+            continue
+        data[host] = {
+            "mirrors_selected": _scrub({service: _masked_selection(entry) for service, entry in dict(selected).items()}),
+            "reports": _scrub({role: dict(value) if isinstance(value, dict) else value
+                               for role, value in sorted(reports.items())}),
+        }
+    return data
+
+
+def _latency_text(value):
+    return "%d ms" % value if _is_number(value) else "-"
+
+
+def report_text(hostvars, hosts=None):
+    """The text table: one row per host and service, then each host's role reports."""
+    data = report_data(hostvars, hosts)
+    rows = []
+    for host in sorted(data):
+        for service in sorted(data[host]["mirrors_selected"]):
+            entry = data[host]["mirrors_selected"][service] or {}
+            chosen = entry.get("name") or "-"
+            if entry.get("url_masked"):
+                chosen = "%s (%s)" % (chosen, entry["url_masked"])
+            rejected = "; ".join("%s: %s" % (item.get("name"), item.get("reason")) for item in entry.get("rejected", []))
+            rows.append((host, service, chosen, _latency_text(entry.get("latency_ms")),
+                         str(entry.get("status", "-")), rejected or "-"))
+    lines = []
+    if rows:
+        widths = [max(len(column), *(len(row[index]) for row in rows)) for index, column in enumerate(_COLUMNS)]
+        fmt = "  ".join("%%-%ds" % width for width in widths[:-1]) + "  %s"
+        lines.append(fmt % _COLUMNS)
+        lines.append("  ".join("-" * width for width in widths))
+        lines.extend(fmt % row for row in rows)
+    else:
+        lines.append("no mirror selections recorded")
+    role_lines = []
+    for host in sorted(data):
+        for role, report in data[host]["reports"].items():
+            if isinstance(report, dict):
+                state = "changed" if report.get("changed") else "ok"
+                summary = report.get("summary", "")
+            else:
+                state, summary = "-", report
+            role_lines.append("%s  %s  %s  %s" % (host, role, state, summary))
+    if role_lines:
+        lines.append("")
+        lines.append("roles (host  role  changed/ok  summary):")
+        lines.extend(role_lines)
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,408 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Specification of the mirror selection policy (plugins/module_utils/selection.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.gpulab.provision.plugins.module_utils.selection import (
+    SelectionError,
+    mirror_catalog_errors,
+    mirror_selection,
+    pick_mirror,
+    rank_mirrors,
+    report_data,
+    report_text,
+)
+
+SERVICES = {"pypi": {"kind": "pypi", "project": "pip"}, "docker": {"kind": "docker"}}
+
+
+def result(name, healthy=True, latency_ms=10, reason=None):
+    return {"name": name, "url": "https://%s.example/simple" % name, "healthy": healthy,
+            "latency_ms": latency_ms if healthy else None, "http_status": 200 if healthy else None,
+            "reason": None if healthy else (reason or "connection refused"), "serial": None}
+
+
+def catalog(*names, **urls):
+    return [{"name": name, "url": urls.get(name, "https://%s.example/simple" % name)} for name in names]
+
+
+# --------------------------------------------------------------------------------------------
+# pick_mirror / rank_mirrors
+
+
+def test_first_healthy_skips_unhealthy_and_keeps_catalog_order():
+    results = [result("a", healthy=False), result("b", latency_ms=90), result("c", latency_ms=5)]
+    assert pick_mirror(results)["name"] == "b"
+
+
+def test_pick_returns_the_same_dict_not_a_copy():
+    results = [result("a")]
+    assert pick_mirror(results) is results[0]
+
+
+def test_nothing_healthy_picks_none():
+    assert pick_mirror([result("a", healthy=False), result("b", healthy=False)]) is None
+
+
+def test_empty_results_pick_none():
+    assert pick_mirror([]) is None
+
+
+def test_fastest_takes_lowest_latency():
+    results = [result("a", latency_ms=90), result("b", latency_ms=5), result("c", latency_ms=40)]
+    assert pick_mirror(results, strategy="fastest")["name"] == "b"
+
+
+def test_fastest_ties_keep_catalog_order():
+    results = [result("a", latency_ms=20), result("b", latency_ms=7), result("c", latency_ms=7)]
+    assert [r["name"] for r in rank_mirrors(results, strategy="fastest")] == ["b", "c", "a"]
+
+
+def test_fastest_puts_healthy_without_latency_last():
+    results = [result("a", latency_ms=None), result("b", latency_ms=50)]
+    assert [r["name"] for r in rank_mirrors(results, strategy="fastest")] == ["b", "a"]
+
+
+def test_pin_to_healthy_mirror_wins_over_strategy():
+    results = [result("a", latency_ms=5), result("b", latency_ms=500)]
+    assert pick_mirror(results, strategy="fastest", pin="b")["name"] == "b"
+
+
+def test_pin_to_unhealthy_mirror_is_not_obeyed():
+    results = [result("a", healthy=False), result("b")]
+    assert pick_mirror(results, pin="a")["name"] == "b"
+
+
+def test_pin_to_unknown_mirror_is_not_obeyed():
+    assert pick_mirror([result("a"), result("b")], pin="zzz")["name"] == "a"
+
+
+def test_ceiling_prefers_mirrors_under_it():
+    results = [result("slow", latency_ms=800), result("quick", latency_ms=30)]
+    assert pick_mirror(results, max_latency_ms=200)["name"] == "quick"
+
+
+def test_ceiling_keeps_slow_healthy_mirrors_after_fast_ones():
+    results = [result("slow", latency_ms=800), result("quick", latency_ms=30), result("down", healthy=False)]
+    assert [r["name"] for r in rank_mirrors(results, max_latency_ms=200)] == ["quick", "slow"]
+
+
+def test_ceiling_with_every_mirror_over_it_still_picks_a_healthy_one():
+    results = [result("a", latency_ms=800), result("b", latency_ms=900)]
+    assert pick_mirror(results, max_latency_ms=100)["name"] == "a"
+
+
+def test_pin_wins_over_ceiling():
+    results = [result("quick", latency_ms=30), result("slow", latency_ms=800)]
+    assert pick_mirror(results, pin="slow", max_latency_ms=200)["name"] == "slow"
+
+
+def test_rank_leaves_out_unhealthy_mirrors():
+    results = [result("a", healthy=False), result("b"), result("c", healthy=False)]
+    assert [r["name"] for r in rank_mirrors(results)] == ["b"]
+
+
+def test_unknown_strategy_is_an_error():
+    with pytest.raises(SelectionError, match="strategy 'random' is unknown"):
+        pick_mirror([result("a")], strategy="random")
+
+
+def test_non_positive_ceiling_is_an_error():
+    with pytest.raises(SelectionError, match="max_latency_ms"):
+        rank_mirrors([result("a")], max_latency_ms=0)
+
+
+def test_results_that_are_not_a_list_are_an_error():
+    with pytest.raises(SelectionError, match="results must be the list"):
+        rank_mirrors({"results": []})
+
+
+# --------------------------------------------------------------------------------------------
+# mirror_selection
+
+
+def test_selection_ok_uses_real_url_from_catalog_and_masks_it():
+    entries = catalog("a", a="https://user:pw@a.example/simple")
+    selected = mirror_selection([dict(result("a"), url="https://***@a.example/simple")], entries)
+    assert selected["status"] == "ok"
+    assert selected["url"] == "https://user:pw@a.example/simple"
+    assert selected["url_masked"] == "https://***@a.example/simple"
+
+
+def test_selection_has_exactly_the_contract_keys():
+    selected = mirror_selection([result("a")], catalog("a"))
+    assert set(selected) == {"status", "name", "url", "url_masked", "insecure", "latency_ms", "ranked", "rejected",
+                             "message"}
+    assert set(selected["ranked"][0]) == {"name", "url", "url_masked", "insecure", "latency_ms"}
+
+
+def test_selection_rejects_unhealthy_with_their_reasons():
+    results = [result("a", healthy=False, reason="timed out after 3.0 s"), result("b")]
+    selected = mirror_selection(results, catalog("a", "b"))
+    assert selected["name"] == "b"
+    assert selected["rejected"] == [{"name": "a", "url_masked": "https://a.example/simple",
+                                     "reason": "timed out after 3.0 s"}]
+    assert selected["message"] == "b chosen (first healthy); a: timed out after 3.0 s"
+
+
+def test_selection_ranked_lists_every_healthy_mirror_chosen_first():
+    selected = mirror_selection([result("a"), result("b", latency_ms=3)], catalog("a", "b"), {"strategy": "fastest"})
+    assert [item["name"] for item in selected["ranked"]] == ["b", "a"]
+    assert selected["latency_ms"] == 3
+
+
+def test_selection_carries_insecure_from_the_catalog():
+    entries = [{"name": "lab", "url": "http://127.0.0.1:1/simple", "insecure": True}]
+    assert mirror_selection([result("lab")], entries)["insecure"] is True
+
+
+def test_selection_status_pinned_when_pin_is_healthy():
+    selected = mirror_selection([result("a"), result("b")], catalog("a", "b"), pin="b")
+    assert (selected["status"], selected["name"]) == ("pinned", "b")
+
+
+def test_selection_status_pin_unhealthy_falls_back_to_strategy():
+    results = [result("a", healthy=False, reason="connection refused"), result("b")]
+    selected = mirror_selection(results, catalog("a", "b"), pin="a")
+    assert (selected["status"], selected["name"]) == ("pin_unhealthy", "b")
+    assert selected["message"].startswith("pin a not obeyed (connection refused); b chosen")
+
+
+def test_selection_keeps_previous_when_all_down_and_policy_keep():
+    results = [result("a", healthy=False), result("b", healthy=False)]
+    selected = mirror_selection(results, catalog("a", "b"), {"on_all_down": "keep"}, previous={"name": "b"})
+    assert (selected["status"], selected["name"], selected["url"]) == ("kept", "b", "https://b.example/simple")
+    assert [item["name"] for item in selected["ranked"]] == ["b"]
+    assert [item["name"] for item in selected["rejected"]] == ["a", "b"]
+
+
+def test_selection_accepts_previous_as_a_plain_name():
+    selected = mirror_selection([result("a", healthy=False)], catalog("a"), previous="a")
+    assert selected["status"] == "kept"
+
+
+def test_selection_none_when_all_down_and_nothing_to_keep():
+    selected = mirror_selection([result("a", healthy=False)], catalog("a"))
+    assert (selected["status"], selected["name"], selected["url"], selected["ranked"]) == ("none", None, None, [])
+
+
+def test_selection_none_when_previous_left_the_catalog():
+    selected = mirror_selection([result("a", healthy=False)], catalog("a"), previous="gone")
+    assert selected["status"] == "none"
+    assert "gone is no longer in the catalog" in selected["message"]
+
+
+def test_selection_none_when_all_down_and_policy_fail_even_with_previous():
+    selected = mirror_selection([result("a", healthy=False)], catalog("a"), {"on_all_down": "fail"}, previous="a")
+    assert selected["status"] == "none"
+
+
+def test_selection_names_an_unprobed_catalog_entry_as_rejected():
+    selected = mirror_selection([result("a")], catalog("a", "b"))
+    assert selected["rejected"] == [{"name": "b", "url_masked": "https://b.example/simple", "reason": "not probed"}]
+
+
+def test_selection_result_missing_from_catalog_is_an_error():
+    with pytest.raises(SelectionError, match="not in the catalog"):
+        mirror_selection([result("zzz")], catalog("a"))
+
+
+def test_selection_message_says_when_every_healthy_mirror_is_over_the_ceiling():
+    selected = mirror_selection([result("a", latency_ms=900)], catalog("a"), {"max_latency_ms": 100})
+    assert selected["message"] == "a chosen (first healthy, every healthy mirror is over 100 ms)"
+
+
+def test_selection_never_shows_credentials_in_message_or_rejected():
+    entries = catalog("a", "b", a="https://u:topsecret@a.example/simple")
+    selected = mirror_selection([result("a", healthy=False), result("b")], entries)
+    visible = json.dumps({key: value for key, value in selected.items() if key not in ("url",)})
+    assert "topsecret" not in visible.replace(json.dumps(selected["ranked"]), "")
+    assert "topsecret" not in json.dumps(selected["rejected"]) + selected["message"]
+
+
+# --------------------------------------------------------------------------------------------
+# mirror_catalog_errors
+
+
+def errors_for(mirrors, services=None, **kwargs):
+    return mirror_catalog_errors(mirrors, SERVICES if services is None else services, **kwargs)
+
+
+def test_valid_catalog_has_no_errors():
+    mirrors = {"pypi": [{"name": "tuna", "url": "https://pypi.tuna.tsinghua.edu.cn/simple"},
+                        {"name": "lab", "url": "http://127.0.0.1:8080/simple", "insecure": True}],
+               "docker": [{"name": "dc", "url": "https://docker.m.daocloud.io"}]}
+    assert errors_for(mirrors, policy={"strategy": "fastest", "timeout_s": 2.5}, pin={"pypi": "lab"}) == []
+
+
+def test_catalog_not_a_mapping():
+    assert errors_for([{"name": "a"}]) == ["gpulab_mirrors: must be a mapping of service -> list of mirrors, got list"]
+
+
+def test_catalog_url_without_scheme_names_path_and_fix():
+    mirrors = {"pypi": [{"name": "a", "url": "https://a.example/simple"}, {"name": "b", "url": "https://b.example/s"},
+                        {"name": "tuna", "url": "pypi.tuna.tsinghua.edu.cn/simple"}]}
+    assert errors_for(mirrors) == ["gpulab_mirrors.pypi[2].url: 'pypi.tuna.tsinghua.edu.cn/simple' has no scheme; "
+                                   "use https://pypi.tuna.tsinghua.edu.cn/simple"]
+
+
+def test_catalog_host_port_without_scheme_is_no_scheme():
+    errors = errors_for({"pypi": [{"name": "a", "url": "localhost:8080/simple"}]})
+    assert errors == ["gpulab_mirrors.pypi[0].url: 'localhost:8080/simple' has no scheme; use https://localhost:8080/simple"]
+
+
+def test_catalog_unknown_service_without_kind():
+    errors = errors_for({"pipx": [{"name": "a", "url": "https://a.example"}]})
+    assert errors == ["gpulab_mirrors.pipx: unknown service; add gpulab_mirror_services.pipx: "
+                      "{kind: pypi|conda|docker|apt|http} to say how to probe it"]
+
+
+def test_catalog_service_with_bad_kind():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}]}, {"pypi": {"kind": "npm"}})
+    assert errors == ["gpulab_mirror_services.pypi.kind: 'npm' is not a probe kind; use one of: pypi, conda, docker, apt, http"]
+
+
+def test_catalog_service_with_option_of_another_kind():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}]}, {"pypi": {"kind": "pypi", "suite": "/"}})
+    assert errors == ["gpulab_mirror_services.pypi: unknown key 'suite' for kind pypi; allowed: kind, project"]
+
+
+def test_catalog_empty_list():
+    assert errors_for({"pypi": []}) == ["gpulab_mirrors.pypi: empty list; list at least one mirror or remove the service"]
+
+
+def test_catalog_service_value_not_a_list():
+    assert errors_for({"pypi": {"name": "a"}}) == ["gpulab_mirrors.pypi: must be a list of {name, url} in preference order"]
+
+
+def test_catalog_entry_missing_name_and_url():
+    errors = errors_for({"pypi": [{"insecure": False}]})
+    assert errors == ["gpulab_mirrors.pypi[0].name: missing; give each mirror a short unique name, e.g. tuna",
+                      "gpulab_mirrors.pypi[0].url: missing; e.g. url: https://mirror.example/..."]
+
+
+def test_catalog_duplicate_names():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}, {"name": "a", "url": "https://b.example"}]})
+    assert errors == ["gpulab_mirrors.pypi[1].name: 'a' duplicates gpulab_mirrors.pypi[0]; names must be unique per service"]
+
+
+def test_catalog_file_scheme_is_refused():
+    errors = errors_for({"pypi": [{"name": "a", "url": "file:///srv/pypi"}]})
+    assert errors == ["gpulab_mirrors.pypi[0].url: 'file:///srv/pypi' uses scheme 'file'; "
+                      "only https:// (or http:// with insecure: true) is supported"]
+
+
+def test_catalog_plain_http_needs_insecure():
+    errors = errors_for({"pypi": [{"name": "a", "url": "http://10.0.0.5/simple"}]})
+    assert errors == ["gpulab_mirrors.pypi[0].url: 'http://10.0.0.5/simple' is plain HTTP; use https://, "
+                      "or set insecure: true on this entry"]
+
+
+def test_catalog_docker_url_with_path_suggests_bare_host():
+    errors = errors_for({"docker": [{"name": "d", "url": "https://u:pw@mirror.example:5000/v2/"}]})
+    assert errors == ["gpulab_mirrors.docker[0].url: 'https://***@mirror.example:5000/v2/' has a path; Docker "
+                      "registry-mirrors take scheme://host[:port] only, use https://mirror.example:5000"]
+
+
+def test_catalog_unknown_key_in_entry():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example", "insecure_tls": True}]})
+    assert errors == ["gpulab_mirrors.pypi[0]: unknown key 'insecure_tls'; allowed: name, url, insecure"]
+
+
+def test_catalog_insecure_must_be_boolean():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example", "insecure": "yes"}]})
+    assert errors == ["gpulab_mirrors.pypi[0].insecure: 'yes' must be true or false"]
+
+
+def test_catalog_errors_mask_credentials():
+    errors = errors_for({"pypi": [{"name": "a", "url": "ftp://user:hunter2@a.example/simple"}]})
+    assert errors and all("hunter2" not in error for error in errors)
+
+
+def test_catalog_reports_every_problem_at_once():
+    mirrors = {"pypi": [{"name": "a", "url": "a.example"}, {"name": "a", "url": "file:///x"}], "conda": []}
+    errors = errors_for(mirrors, dict(SERVICES, conda={"kind": "conda"}))
+    assert [error.split(":")[0] for error in errors] == [
+        "gpulab_mirrors.pypi[0].url", "gpulab_mirrors.pypi[1].name", "gpulab_mirrors.pypi[1].url", "gpulab_mirrors.conda"]
+
+
+def test_policy_bad_values_are_errors():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}]},
+                        policy={"strategy": "random", "timeout_s": 0, "on_all_down": "panic", "max_latency_ms": -1})
+    assert [error.split(":")[0] for error in errors] == [
+        "gpulab_mirror_policy.strategy", "gpulab_mirror_policy.timeout_s",
+        "gpulab_mirror_policy.max_latency_ms", "gpulab_mirror_policy.on_all_down"]
+
+
+def test_policy_unknown_key_is_an_error():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}]}, policy={"timeout": 3})
+    assert errors == ["gpulab_mirror_policy: unknown key 'timeout'; allowed: strategy, timeout_s, max_latency_ms, on_all_down"]
+
+
+def test_policy_boolean_timeout_is_an_error():
+    errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}]}, policy={"timeout_s": True})
+    assert errors == ["gpulab_mirror_policy.timeout_s: True must be a number of seconds > 0, e.g. 3"]
+
+
+def test_pin_to_unknown_mirror_is_an_error():
+    errors = errors_for({"pypi": [{"name": "tuna", "url": "https://a.example"}]}, pin={"pypi": "aliyn"})
+    assert errors == ["gpulab_mirror_pin.pypi: 'aliyn' is not a mirror of gpulab_mirrors.pypi; use one of: tuna"]
+
+
+def test_pin_to_unknown_service_is_an_error():
+    errors = errors_for({"pypi": [{"name": "tuna", "url": "https://a.example"}]}, pin={"conda": "tuna"})
+    assert errors == ["gpulab_mirror_pin.conda: 'conda' is not a service of gpulab_mirrors (pypi); "
+                      "remove the pin or add the service"]
+
+
+def test_pin_null_value_means_no_pin():
+    assert errors_for({"pypi": [{"name": "tuna", "url": "https://a.example"}]}, pin={"pypi": None}) == []
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def host_vars():
+    selected = mirror_selection([result("a", healthy=False, reason="connection refused"), result("b", latency_ms=41)],
+                                catalog("a", "b", b="https://user:s3cret@b.example/simple"))
+    return {
+        "gpu1": {"gpulab_mirrors_selected": {"pypi": selected}, "gpulab_report_pip_mirror":
+                 {"changed": True, "summary": "index-url https://user:s3cret@b.example/simple"}, "other": 1},
+        "gpu2": {"unrelated": True},
+    }
+
+
+def test_report_table_has_a_row_per_host_and_service():
+    lines = report_text(host_vars()).splitlines()
+    assert lines[0].split() == ["host", "service", "chosen", "latency", "status", "rejected"]
+    assert lines[2].split() == ["gpu1", "pypi", "b", "(https://***@b.example/simple)", "41", "ms", "ok", "a:",
+                                "connection", "refused"]
+
+
+def test_report_lists_role_entries_with_changed_state():
+    assert "gpu1  pip_mirror  changed  index-url https://***@b.example/simple" in report_text(host_vars())
+
+
+def test_report_never_contains_credentials():
+    text = report_text(host_vars())
+    data = json.dumps(report_data(host_vars()))
+    assert "s3cret" not in text and "s3cret" not in data
+
+
+def test_report_leaves_out_hosts_without_selection_or_reports():
+    assert list(report_data(host_vars())) == ["gpu1"]
+
+
+def test_report_limited_to_given_hosts():
+    assert report_data(host_vars(), hosts=["gpu2", "absent"]) == {}
+
+
+def test_report_without_data_says_so():
+    assert report_text({}) == "no mirror selections recorded"

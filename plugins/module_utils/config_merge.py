@@ -385,4 +385,3 @@ def daemon_json_changed_keys(old_text, new_text, path="/etc/docker/daemon.json")
 def daemon_json_needs_restart(old_text, new_text, path="/etc/docker/daemon.json"):
     """True when a changed key is not one dockerd reloads on SIGHUP."""
     return any(k not in DAEMON_JSON_RELOADABLE for k in daemon_json_changed_keys(old_text, new_text, path))
-

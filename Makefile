@@ -48,7 +48,7 @@ unit: venv
 molecule: deps
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; \
 	  rc=0; molecule test -s $$s || rc=$$?; \
-	  docker volume ls -q --filter name=gpulab-molecule- | xargs -r docker volume rm >/dev/null; \
+	  docker volume ls -q --filter name=gpulab-molecule-$$s- | xargs -r docker volume rm >/dev/null 2>&1 || true; \
 	  [ $$rc -eq 0 ] || exit $$rc; done
 
 test: deps lint sanity unit molecule

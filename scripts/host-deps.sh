@@ -14,10 +14,11 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The package's own registry service would listen on :5000 of every address; we start our own
-# registries on loopback only.
-if pgrep -x docker-registry >/dev/null 2>&1 && ! pgrep -f 'docker-registry serve /tmp' >/dev/null; then
-  pkill -x docker-registry || true
+# The package's own registry service (started by the package's init script) would listen on
+# :5000 of every address; stop it. Our registries (demo, scenarios) listen on loopback only and
+# use their own configuration files, so they are left alone.
+if pgrep -f 'docker-registry serve /etc/docker/registry/config.yml' >/dev/null 2>&1; then
+  pkill -f 'docker-registry serve /etc/docker/registry/config.yml' || true
 fi
 
 docker_ok() { timeout 10 docker info >/dev/null 2>&1; }

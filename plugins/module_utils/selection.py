@@ -388,7 +388,8 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
 
 
 REPORT_PREFIX = "gpulab_report_"
-_COLUMNS = ("host", "service", "chosen", "latency", "status", "rejected")
+REPORT_SETTINGS = ("gpulab_report_path", "gpulab_report_hosts")
+_COLUMNS = ("host", "service", "chosen", "latency", "status")
 
 
 def _masked_selection(entry):
@@ -424,14 +425,16 @@ def report_data(hostvars, hosts=None):
             continue
         host_vars = hostvars[host]
         selected = host_vars["gpulab_mirrors_selected"] if "gpulab_mirrors_selected" in host_vars else {}
+        # Roles report through dict-valued gpulab_report_<role> variables; gpulab_report_path and
+        # gpulab_report_hosts are settings of the report itself, not reports.
         reports = {key[len(REPORT_PREFIX):]: host_vars[key] for key in list(host_vars.keys())
-                   if isinstance(key, str) and key.startswith(REPORT_PREFIX)}
+                   if isinstance(key, str) and key.startswith(REPORT_PREFIX) and key not in REPORT_SETTINGS
+                   and isinstance(host_vars[key], dict)}
         if not selected and not reports:
             continue
         data[host] = {
             "mirrors_selected": _scrub({service: _masked_selection(entry) for service, entry in dict(selected).items()}),
-            "reports": _scrub({role: dict(value) if isinstance(value, dict) else value
-                               for role, value in sorted(reports.items())}),
+            "reports": _scrub({role: dict(value) for role, value in sorted(reports.items())}),
         }
     return data
 
@@ -441,36 +444,34 @@ def _latency_text(value):
 
 
 def report_text(hostvars, hosts=None):
-    """The text table: one row per host and service, then each host's role reports."""
+    """The text table: one row per host and service, each rejected mirror on its own line below
+    the row (short lines: the output callback wraps long ones), then each host's role reports."""
     data = report_data(hostvars, hosts)
     rows = []
     for host in sorted(data):
         for service in sorted(data[host]["mirrors_selected"]):
             entry = data[host]["mirrors_selected"][service] or {}
-            chosen = entry.get("name") or "-"
-            if entry.get("url_masked"):
-                chosen = "%s (%s)" % (chosen, entry["url_masked"])
-            rejected = "; ".join("%s: %s" % (item.get("name"), item.get("reason")) for item in entry.get("rejected", []))
-            rows.append((host, service, chosen, _latency_text(entry.get("latency_ms")),
-                         str(entry.get("status", "-")), rejected or "-"))
+            rows.append(((host, service, entry.get("name") or "-", _latency_text(entry.get("latency_ms")),
+                          str(entry.get("status", "-"))), entry.get("rejected", [])))
     lines = []
     if rows:
-        widths = [max(len(column), *(len(row[index]) for row in rows)) for index, column in enumerate(_COLUMNS)]
-        fmt = "  ".join("%%-%ds" % width for width in widths[:-1]) + "  %s"
+        widths = [max(len(column), *(len(row[index]) for row, _rejected in rows))
+                  for index, column in enumerate(_COLUMNS)]
+        fmt = "  ".join("%%-%ds" % width for width in widths)
         lines.append(fmt % _COLUMNS)
         lines.append("  ".join("-" * width for width in widths))
-        lines.extend(fmt % row for row in rows)
+        indent = " " * (widths[0] + 2)
+        for row, rejected in rows:
+            lines.append(fmt % row)
+            for item in rejected:
+                lines.append("%srejected %s: %s" % (indent, item.get("name"), item.get("reason")))
     else:
         lines.append("no mirror selections recorded")
     role_lines = []
     for host in sorted(data):
         for role, report in data[host]["reports"].items():
-            if isinstance(report, dict):
-                state = "changed" if report.get("changed") else "ok"
-                summary = report.get("summary", "")
-            else:
-                state, summary = "-", report
-            role_lines.append("%s  %s  %s  %s" % (host, role, state, summary))
+            state = "changed" if report.get("changed") else "ok"
+            role_lines.append("%s  %s  %s  %s" % (host, role, state, report.get("summary", "")))
     if role_lines:
         lines.append("")
         lines.append("roles (host  role  changed/ok  summary):")

@@ -374,16 +374,17 @@ def host_vars():
                                 catalog("a", "b", b="https://user:s3cret@b.example/simple"))
     return {
         "gpu1": {"gpulab_mirrors_selected": {"pypi": selected}, "gpulab_report_pip_mirror":
-                 {"changed": True, "summary": "index-url https://user:s3cret@b.example/simple"}, "other": 1},
+                 {"changed": True, "summary": "index-url https://user:s3cret@b.example/simple"}, "other": 1,
+                 "gpulab_report_path": "/tmp/report.json"},
         "gpu2": {"unrelated": True},
     }
 
 
 def test_report_table_has_a_row_per_host_and_service():
     lines = report_text(host_vars()).splitlines()
-    assert lines[0].split() == ["host", "service", "chosen", "latency", "status", "rejected"]
-    assert lines[2].split() == ["gpu1", "pypi", "b", "(https://***@b.example/simple)", "41", "ms", "ok", "a:",
-                                "connection", "refused"]
+    assert lines[0].split() == ["host", "service", "chosen", "latency", "status"]
+    assert lines[2].split() == ["gpu1", "pypi", "b", "41", "ms", "ok"]
+    assert lines[3] == "      rejected a: connection refused"
 
 
 def test_report_lists_role_entries_with_changed_state():
@@ -394,6 +395,11 @@ def test_report_never_contains_credentials():
     text = report_text(host_vars())
     data = json.dumps(report_data(host_vars()))
     assert "s3cret" not in text and "s3cret" not in data
+
+
+def test_report_settings_are_not_role_reports():
+    assert list(report_data(host_vars())["gpu1"]["reports"]) == ["pip_mirror"]
+    assert "gpu1  path" not in report_text(host_vars())
 
 
 def test_report_leaves_out_hosts_without_selection_or_reports():

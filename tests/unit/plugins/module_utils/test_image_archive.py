@@ -12,7 +12,6 @@ the rest use archives built here in Python (docker save classic, Docker 25+ and 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import lzma
@@ -24,49 +23,16 @@ import uuid
 
 import pytest
 
+from image_archive_helpers import (  # shared with the other image_archive tests
+    DOCKER_OK, DOCKER_WHY, needs_docker, needs_zstd, sh, tar_bytes, sha,
+)
+
 from ansible_collections.gpulab.provision.plugins.module_utils import image_archive as ia
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-
-def _docker_ok():
-    if not shutil.which("docker"):
-        return False, "no docker CLI"
-    try:
-        p = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                           text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, "docker info: %s" % exc
-    if p.returncode != 0:
-        return False, "docker info failed: %s" % (p.stderr.strip().splitlines() or [""])[-1]
-    return True, ""
-
-
-DOCKER_OK, DOCKER_WHY = _docker_ok()
-needs_docker = pytest.mark.skipif(not DOCKER_OK, reason="needs a working dockerd (%s)" % DOCKER_WHY)
-needs_zstd = pytest.mark.skipif(not shutil.which("zstd"), reason="needs the zstd command")
-
-
-def sh(*argv, **kw):
-    return subprocess.run(list(argv), capture_output=True, text=True, check=kw.pop("check", True), **kw)
-
-
-def tar_bytes(files):
-    """A deterministic tar of {name: bytes}."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1700000000
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def build_archive(path, tags=("gpulab-test/synthetic:1.0",), layout="classic", payload=b"hello\n",

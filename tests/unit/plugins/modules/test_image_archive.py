@@ -11,7 +11,6 @@ fails; every image and tag made here is removed at the end.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -26,47 +25,15 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from image_archive_helpers import (  # shared with the other image_archive tests
+    DOCKER_OK, DOCKER_WHY, needs_docker, needs_docker_cli, needs_zstd, sh, tar_bytes, sha,
+)
+
 from ansible_collections.gpulab.provision.plugins.modules import image_archive as module
 
 
-def _docker_ok():
-    if not shutil.which("docker"):
-        return False, "no docker CLI"
-    try:
-        p = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                           text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, "docker info: %s" % exc
-    if p.returncode != 0:
-        return False, "docker info failed: %s" % (p.stderr.strip().splitlines() or [""])[-1]
-    return True, ""
-
-
-DOCKER_OK, DOCKER_WHY = _docker_ok()
-needs_docker = pytest.mark.skipif(not DOCKER_OK, reason="needs a working dockerd (%s)" % DOCKER_WHY)
-needs_docker_cli = pytest.mark.skipif(not shutil.which("docker"), reason="needs the docker CLI")
-needs_zstd = pytest.mark.skipif(not shutil.which("zstd"), reason="needs the zstd command")
 # dockerd's own containerd (docker.io on Debian); a stand-alone one would be /run/containerd
 CONTAINERD_SOCKETS = ["/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock"]
-
-
-def sh(*argv, **kw):
-    return subprocess.run(list(argv), capture_output=True, text=True, check=kw.pop("check", True), **kw)
-
-
-def tar_bytes(files):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1700000000
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def run_module(args, capsys, check_mode=False):

@@ -116,9 +116,9 @@ def main():
         if actual == expected:
             os.chmod(part, 0o640)
             os.replace(part, dest)
+            resumed = (" (resumed at byte %s)" % ", ".join(map(str, resumes))) if resumes else ""
             done(True, changed=True, resumed_at=resumes, attempts=tries, bytes=os.path.getsize(dest),
-                 msg="downloaded %s%s" % (masked(url), " (resumed at byte %s)" % ", ".join(map(str, resumes))
-                                           if resumes else ""), notes=errors)
+                 msg="downloaded %s%s" % (masked(url), resumed), notes=errors)
         os.unlink(part)
         if (resumed_from or resumes) and tries < attempts:
             # what an earlier run left may come from another version of the file: once, from scratch

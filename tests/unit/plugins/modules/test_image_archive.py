@@ -11,7 +11,6 @@ fails; every image and tag made here is removed at the end.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import shutil

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Build STAND-IN NVIDIA packages under their real names and two signed apt repositories, at test
+# time, inside a throwaway test host. Nothing here is a real driver: the packages carry small
+# scripts (nvidia-smi prints a recorded real nvidia-smi output; nvidia-container-runtime execs runc)
+# so apt, dpkg, dockerd and the roles can be exercised for real on a machine without a GPU.
+#
+#   build-repos.sh OUT_DIR FIXTURE_DIR FIXTURE_NAME [KERNEL_RELEASE]
+#
+# OUT_DIR/debian   Debian-layout repository (dists/<codename>/non-free) with the driver packages
+# OUT_DIR/toolkit  flat repository ("/" suite, NVIDIA's layout) with the toolkit at two versions
+# OUT_DIR/key.asc  the throwaway public key both are signed with (the secret key is deleted)
+#
+# Needs dpkg-deb, apt-ftparchive (apt-utils) and gpg; all are in the gpulab base image.
+set -euo pipefail
+
+out=${1:?OUT_DIR}
+fixtures=${2:?FIXTURE_DIR}
+fixture=${3:?FIXTURE_NAME, e.g. h100-80gb-hbm3}
+kernel=${4:-$(uname -r)}
+codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+arch=$(dpkg --print-architecture)
+driver_version=$(sed -n 's/.*Driver Version *: *\([0-9.]*\).*/\1/p' "$fixtures/$fixture.q.txt" | head -1)
+[[ -n $driver_version ]] || { echo "no Driver Version in $fixtures/$fixture.q.txt" >&2; exit 1; }
+toolkit_versions=(1.17.8-1 1.17.9-1)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rm -rf "$out"
+mkdir -p "$out/debian/pool" "$out/debian/dists/$codename/non-free/binary-$arch" "$out/toolkit"
+
+# pkg NAME VERSION DEST_DIR "Depends line or empty" [SRC_TREE]
+pkg() {
+  local name=$1 version=$2 dest=$3 depends=$4 tree=${5:-}
+  local root="$work/$name-$version"
+  mkdir -p "$root/DEBIAN"
+  [[ -n $tree ]] && cp -a "$tree/." "$root/"
+  {
+    echo "Package: $name"
+    echo "Version: $version"
+    echo "Architecture: $arch"
+    echo "Maintainer: gpulab.provision tests <tests@gpulab.invalid>"
+    [[ -n $depends ]] && echo "Depends: $depends"
+    echo "Section: non-free/misc"
+    echo "Priority: optional"
+    echo "Description: STAND-IN for $name (gpulab.provision tests, not NVIDIA software)"
+  } >"$root/DEBIAN/control"
+  dpkg-deb --root-owner-group -Zxz --build "$root" "$dest/${name}_${version}_${arch}.deb" >/dev/null
+}
+
+# --- driver side (Debian non-free names) -------------------------------------------------------
+smi="$work/tree-smi"
+mkdir -p "$smi/usr/bin" "$smi/usr/share/nvidia-standin"
+cp "$fixtures/$fixture".* "$smi/usr/share/nvidia-standin/"
+cat >"$smi/usr/bin/nvidia-smi" <<EOF
+#!/bin/sh
+# STAND-IN nvidia-smi (gpulab.provision tests): prints the recorded output of a real
+# nvidia-smi on a $fixture host. It knows nothing about this machine.
+d=/usr/share/nvidia-standin
+case "\$*" in
+  *--query-gpu=*) exec cat "\$d/$fixture.query-gpu.csv" ;;
+  *-q*) exec cat "\$d/$fixture.q.txt" ;;
+  "") exec cat "\$d/$fixture.banner.txt" ;;
+  *) echo "nvidia-smi stand-in: unsupported arguments: \$*" >&2; exit 2 ;;
+esac
+EOF
+chmod 0755 "$smi/usr/bin/nvidia-smi"
+
+persist="$work/tree-persistenced"
+mkdir -p "$persist/lib/systemd/system" "$persist/usr/bin"
+printf '#!/bin/sh\n# STAND-IN nvidia-persistenced\nexec sleep infinity\n' >"$persist/usr/bin/nvidia-persistenced"
+chmod 0755 "$persist/usr/bin/nvidia-persistenced"
+cat >"$persist/lib/systemd/system/nvidia-persistenced.service" <<'EOF'
+[Unit]
+Description=STAND-IN NVIDIA Persistence Daemon (gpulab.provision tests)
+
+[Service]
+ExecStart=/usr/bin/nvidia-persistenced
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+# Two Debian revisions of the recorded driver version, so a version pin has something to hold back.
+d="$out/debian/pool"
+for dv in "$driver_version-1" "$driver_version-2"; do
+  pkg libnvidia-ml1 "$dv" "$d" ""
+  pkg libcuda1 "$dv" "$d" "libnvidia-ml1 (= $dv)"
+  pkg nvidia-smi "$dv" "$d" "libnvidia-ml1 (= $dv)" "$smi"
+  pkg nvidia-kernel-dkms "$dv" "$d" ""
+  pkg nvidia-driver "$dv" "$d" "nvidia-kernel-dkms (= $dv), libcuda1 (= $dv)"
+  pkg nvidia-persistenced "$dv" "$d" "" "$persist"
+done
+pkg "linux-headers-$kernel" 1.0-1 "$d" ""
+
+# --- container toolkit side (libnvidia-container names) ----------------------------------------
+for v in "${toolkit_versions[@]}"; do
+  base="$work/tree-base-$v"; hook="$work/tree-hook-$v"; cli="$work/tree-cli-$v"
+  mkdir -p "$base/usr/bin" "$hook/usr/bin" "$cli/usr/bin"
+  cat >"$base/usr/bin/nvidia-container-runtime" <<'EOF'
+#!/bin/sh
+# STAND-IN nvidia-container-runtime: the real one adds the GPU hook to the OCI spec and then runs
+# runc; this one only runs runc, which is enough for dockerd to accept and use the runtime.
+exec runc "$@"
+EOF
+  cat >"$base/usr/bin/nvidia-ctk" <<EOF
+#!/bin/sh
+# STAND-IN nvidia-ctk $v: --version, and cdi generate --output=FILE (a spec built from the fixture)
+case "\$1" in
+  --version|-v) echo "NVIDIA Container Toolkit CLI version $v (stand-in)"; exit 0 ;;
+  cdi)
+    [ "\$2" = generate ] || { echo "nvidia-ctk stand-in: only 'cdi generate'" >&2; exit 2; }
+    out=/dev/stdout
+    for a in "\$@"; do case "\$a" in --output=*) out=\${a#--output=} ;; esac; done
+    {
+      echo "cdiVersion: 0.5.0"
+      echo "kind: nvidia.com/gpu"
+      echo "devices:"
+      nvidia-smi --query-gpu=index,name --format=csv,noheader | while IFS=, read -r i n; do
+        echo "- name: \"\$i\"   # \$n"
+        echo "  containerEdits:"
+        echo "    deviceNodes:"
+        echo "    - path: /dev/nvidia\$i"
+      done
+      echo "containerEdits:"
+      echo "  deviceNodes:"
+      echo "  - path: /dev/nvidiactl"
+    } >"\$out" ;;
+  *) echo "nvidia-ctk stand-in: unsupported arguments: \$*" >&2; exit 2 ;;
+esac
+EOF
+  # dockerd registers its "gpu" device driver only when this hook is on PATH at start.
+  cat >"$hook/usr/bin/nvidia-container-runtime-hook" <<'EOF'
+#!/bin/sh
+# STAND-IN OCI prestart hook: the real one mounts the driver into the container; this one does
+# nothing, so `docker run --gpus all` works but sees only what the image itself carries.
+cat >/dev/null
+exit 0
+EOF
+  printf '#!/bin/sh\necho "STAND-IN nvidia-container-cli %s"\n' "$v" >"$cli/usr/bin/nvidia-container-cli"
+  chmod 0755 "$base/usr/bin/"* "$hook/usr/bin/"* "$cli/usr/bin/"*
+  t="$out/toolkit"
+  pkg libnvidia-container1 "$v" "$t" ""
+  pkg libnvidia-container-tools "$v" "$t" "libnvidia-container1 (= $v)" "$cli"
+  pkg nvidia-container-toolkit-base "$v" "$t" "" "$base"
+  pkg nvidia-container-toolkit "$v" "$t" "nvidia-container-toolkit-base (= $v), libnvidia-container-tools (= $v)" "$hook"
+done
+
+# --- indexes, Release files, signatures ------------------------------------------------------
+(cd "$out/debian" && apt-ftparchive packages pool >"dists/$codename/non-free/binary-$arch/Packages")
+gzip -9nk "$out/debian/dists/$codename/non-free/binary-$arch/Packages"
+apt-ftparchive -o APT::FTPArchive::Release::Origin=gpulab-standin -o APT::FTPArchive::Release::Suite="$codename" \
+  -o APT::FTPArchive::Release::Codename="$codename" -o APT::FTPArchive::Release::Components=non-free \
+  -o APT::FTPArchive::Release::Architectures="$arch" release "$out/debian/dists/$codename" >"$work/Release"
+mv "$work/Release" "$out/debian/dists/$codename/Release"
+(cd "$out/toolkit" && apt-ftparchive packages . >Packages && gzip -9nk Packages \
+  && apt-ftparchive -o APT::FTPArchive::Release::Origin=gpulab-standin release . >"$work/Release" \
+  && mv "$work/Release" Release)
+
+export GNUPGHOME="$work/gnupg"
+mkdir -m 0700 "$GNUPGHOME"
+gpg --batch --quiet --passphrase '' --quick-gen-key "gpulab stand-in repo <standin@gpulab.invalid>" ed25519 sign 1d
+gpg --batch --quiet --armor --export >"$out/key.asc"
+for rel in "$out/debian/dists/$codename" "$out/toolkit"; do
+  gpg --batch --quiet --yes --clearsign -o "$rel/InRelease" "$rel/Release"
+  gpg --batch --quiet --yes -abs -o "$rel/Release.gpg" "$rel/Release"
+done
+# The secret key dies with $work (trap above); only key.asc stays.
+echo "stand-in repositories in $out (driver $driver_version-1 and -2, toolkit ${toolkit_versions[*]}, kernel $kernel)"

@@ -17,7 +17,9 @@ set +e  # the evidence below is collected even where a command fails (nvidia-smi
   echo "== uname -r (the host's kernel, shared by the container)"; docker exec "$name" uname -r
   echo "== dkms status"; docker exec "$name" dkms status
   echo "== what dpkg printed about DKMS and the module (/var/log/apt/term.log)"
-  docker exec "$name" grep -iE "dkms|kernel headers|module build|nvidia-current|Building|Error" /var/log/apt/term.log
+  docker exec "$name" grep -iE "dkms|kernel headers|module build|nvidia-current|Building|Error|skipped" /var/log/apt/term.log
+  echo "== built modules"; docker exec "$name" sh -c 'ls -l /lib/modules/*/updates/dkms/ 2>&1'
+  echo "== DKMS make.log tail (if a build failed)"; docker exec "$name" sh -c 'tail -n 30 /var/lib/dkms/nvidia-current/*/build/make.log 2>&1' 
   echo "== nvidia-smi"; docker exec "$name" nvidia-smi
   echo "== installed packages"; docker exec "$name" sh -c 'dpkg -l | grep -E "nvidia|dkms|linux-headers|gcc-12 "'
   echo "== downloaded: $(docker exec "$name" sh -c 'du -sh /var/cache/apt/archives | cut -f1')"

@@ -44,7 +44,7 @@ pkg() {
     echo "Priority: optional"
     echo "Description: STAND-IN for $name (gpulab.provision tests, not NVIDIA software)"
   } >"$root/DEBIAN/control"
-  dpkg-deb --root-owner-group -Zxz --build "$root" "$dest/${name}_${version}_${arch}.deb" >/dev/null
+  dpkg-deb --root-owner-group -Zxz --build "$root" "$dest/${name}_${version#*:}_${arch}.deb" >/dev/null
 }
 
 # --- driver side (Debian non-free names) -------------------------------------------------------
@@ -80,17 +80,50 @@ ExecStart=/usr/bin/nvidia-persistenced
 WantedBy=multi-user.target
 EOF
 
+# dkms: models what Debian's real DKMS did in real-debian/RESULT.md: the nvidia module counts as
+# built ("installed") for a kernel only when that kernel's headers are installed, and "added"
+# (source registered, nothing built, no error) otherwise.
+dkmstree="$work/tree-dkms"
+mkdir -p "$dkmstree/usr/sbin"
+cat >"$dkmstree/usr/sbin/dkms" <<EOF
+#!/bin/sh
+# STAND-IN dkms (gpulab.provision tests): 'status [-k KERNEL]' only; builds nothing.
+[ "\$1" = status ] || { echo "dkms stand-in: only 'status' is supported" >&2; exit 2; }
+kernels=\$(ls /usr/src | sed -n 's/^linux-headers-//p')
+[ "\$2" = -k ] && kernels=\$3
+for src in /usr/src/nvidia-current-*; do
+  [ -f "\$src/dkms.conf" ] || continue
+  v=\${src#/usr/src/nvidia-current-}
+  built=""
+  for k in \$kernels; do
+    if [ -d "/usr/src/linux-headers-\$k" ]; then echo "nvidia-current/\$v, \$k, $arch: installed"; built=1; fi
+  done
+  [ -n "\$built" ] || echo "nvidia-current/\$v: added"
+done
+EOF
+chmod 0755 "$dkmstree/usr/sbin/dkms"
+# The epoch keeps apt from preferring the real dkms of the Debian archive the test host also has.
+pkg dkms 1:3.0.10-8+standin1 "$out/debian/pool" "" "$dkmstree"
+
+headers="$work/tree-headers"
+mkdir -p "$headers/usr/src/linux-headers-$kernel"
+echo "# STAND-IN headers of $kernel (gpulab.provision tests)" >"$headers/usr/src/linux-headers-$kernel/Makefile"
+
 # Two Debian revisions of the recorded driver version, so a version pin has something to hold back.
 d="$out/debian/pool"
 for dv in "$driver_version-1" "$driver_version-2"; do
   pkg libnvidia-ml1 "$dv" "$d" ""
   pkg libcuda1 "$dv" "$d" "libnvidia-ml1 (= $dv)"
   pkg nvidia-smi "$dv" "$d" "libnvidia-ml1 (= $dv)" "$smi"
-  pkg nvidia-kernel-dkms "$dv" "$d" ""
+  ksrc="$work/tree-ksrc-$dv"
+  mkdir -p "$ksrc/usr/src/nvidia-current-$driver_version"
+  printf 'PACKAGE_NAME="nvidia-current"\nPACKAGE_VERSION="%s"\n' "$driver_version" \
+    >"$ksrc/usr/src/nvidia-current-$driver_version/dkms.conf"
+  pkg nvidia-kernel-dkms "$dv" "$d" "dkms" "$ksrc"
   pkg nvidia-driver "$dv" "$d" "nvidia-kernel-dkms (= $dv), libcuda1 (= $dv)"
   pkg nvidia-persistenced "$dv" "$d" "" "$persist"
 done
-pkg "linux-headers-$kernel" 1.0-1 "$d" ""
+pkg "linux-headers-$kernel" 1.0-1 "$d" "" "$headers"
 
 # --- container toolkit side (libnvidia-container names) ----------------------------------------
 for v in "${toolkit_versions[@]}"; do

@@ -2,13 +2,16 @@
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helpers shared by the image_archive tests (module_utils and module): is a dockerd there, run a
-command, build a deterministic tar in memory, hash bytes. Imported by name (tests/unit is on sys.path).
+command, build a deterministic tar in memory, hash bytes, compress a file, import, look up and
+remove test images. Imported by name (tests/unit is on sys.path).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+import lzma
 import shutil
 import subprocess
 import tarfile
@@ -56,3 +59,39 @@ def tar_bytes(files):
 def sha(data):
     """Hex SHA-256 of bytes."""
     return hashlib.sha256(data).hexdigest()
+
+
+def compress(src, kind):
+    """src -> src.gz / .zst / .xz (streaming)."""
+    if kind == "gz":
+        dst = src + ".gz"
+        with open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    elif kind == "xz":
+        dst = src + ".xz"
+        with open(src, "rb") as fin, lzma.open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    elif kind == "zst":
+        dst = src + ".zst"
+        sh("zstd", "-q", "-f", "-o", dst, src)
+    else:
+        raise ValueError(kind)
+    return dst
+
+
+def image_id_of(ref):
+    """The image ID dockerd has for ref (a name or an ID), or None."""
+    p = sh("docker", "image", "inspect", "--format", "{{.Id}}", ref, check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def rmi(*refs):
+    """docker rmi -f, ignoring images that are not there."""
+    subprocess.run(["docker", "rmi", "-f"] + list(refs), capture_output=True, check=False)
+
+
+def docker_import(ref, files):
+    """docker import a root filesystem of {name: bytes} as ref; returns the new image's ID."""
+    p = subprocess.run(["docker", "import", "-", ref], input=tar_bytes(files), capture_output=True, check=False)
+    assert p.returncode == 0, p.stderr
+    return image_id_of(ref)

@@ -11,10 +11,8 @@ the rest use archives built here in Python (docker save classic, Docker 25+ and 
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
-import lzma
 import os
 import shutil
 import subprocess
@@ -24,7 +22,7 @@ import uuid
 import pytest
 
 from image_archive_helpers import (  # shared with the other image_archive tests
-    DOCKER_OK, DOCKER_WHY, needs_docker, needs_zstd, sh, tar_bytes, sha,
+    DOCKER_OK, DOCKER_WHY, compress, docker_import, needs_docker, needs_zstd, rmi, sh, tar_bytes, sha,
 )
 
 from ansible_collections.gpulab.provision.plugins.module_utils import image_archive as ia
@@ -87,24 +85,6 @@ def build_archive(path, tags=("gpulab-test/synthetic:1.0",), layout="classic", p
     return image_id
 
 
-def compress(src, kind):
-    """src -> src.gz / .zst / .xz (streaming)."""
-    if kind == "gz":
-        dst = src + ".gz"
-        with open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-    elif kind == "xz":
-        dst = src + ".xz"
-        with open(src, "rb") as fin, lzma.open(dst, "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-    elif kind == "zst":
-        dst = src + ".zst"
-        sh("zstd", "-q", "-f", "-o", dst, src)
-    else:
-        raise ValueError(kind)
-    return dst
-
-
 def truncate_copy(src, dst, keep):
     with open(src, "rb") as f:
         data = f.read()
@@ -130,10 +110,7 @@ def real(tmp_path_factory):
     d = tmp_path_factory.mktemp("image-archive-real")
     repo = "gpulab-test/ia-tiny-%s" % uuid.uuid4().hex[:8]
     ref = repo + ":1.0"
-    rootfs = tar_bytes({"hello.txt": ("gpulab %s\n" % repo).encode()})
-    p = subprocess.run(["docker", "import", "-", ref], input=rootfs, capture_output=True, check=False)
-    assert p.returncode == 0, p.stderr
-    image_id = sh("docker", "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+    image_id = docker_import(ref, {"hello.txt": ("gpulab %s\n" % repo).encode()})
     try:
         out = {"id": image_id, "ref": ref, "repo": repo, "dir": str(d)}
         out["tar"] = str(d / "tiny.tar")
@@ -151,7 +128,7 @@ def real(tmp_path_factory):
         out["sha256"] = sha(open(out["tar"], "rb").read())
         yield out
     finally:
-        subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True, check=False)
+        rmi(image_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,7 +210,7 @@ def test_real_checksum_verified_while_streaming(real, tmp_path):
 def test_real_load_through_process_sink_and_docker_engine(real):
     """stream_into + ProcessSink + DockerEngine against the real dockerd (the module does the same)."""
     engine = ia.DockerEngine(run_cli)
-    subprocess.run(["docker", "rmi", "-f", real["id"]], capture_output=True, check=False)
+    rmi(real["id"])
     info = ia.scan_archive(real["tar"])
     present, refs = engine.query(info["images"], [real["ref"]])
     assert present == set() and refs == {}

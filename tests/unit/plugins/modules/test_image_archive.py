@@ -10,7 +10,6 @@ fails; every image and tag made here is removed at the end.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -25,7 +24,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from image_archive_helpers import (  # shared with the other image_archive tests
-    DOCKER_OK, DOCKER_WHY, needs_docker, needs_docker_cli, needs_zstd, sh, tar_bytes, sha,
+    DOCKER_OK, DOCKER_WHY, compress, docker_import, image_id_of, needs_docker, needs_docker_cli, needs_zstd, rmi,
+    sh, tar_bytes, sha,
 )
 
 from ansible_collections.gpulab.provision.plugins.modules import image_archive as module
@@ -45,15 +45,6 @@ def run_module(args, capsys, check_mode=False):
             module.main()
     out = capsys.readouterr().out
     return json.loads(out.strip().splitlines()[-1])
-
-
-def image_id_of(ref):
-    p = sh("docker", "image", "inspect", "--format", "{{.Id}}", ref, check=False)
-    return p.stdout.strip() if p.returncode == 0 else None
-
-
-def rmi(*refs):
-    subprocess.run(["docker", "rmi", "-f"] + list(refs), capture_output=True, check=False)
 
 
 def to_layout(src, dst, layout):
@@ -96,10 +87,7 @@ def img(tmp_path_factory):
     d = tmp_path_factory.mktemp("image-archive-module")
     repo = "gpulab-test/ia-mod-%s" % uuid.uuid4().hex[:8]
     ref = repo + ":1.0"
-    p = subprocess.run(["docker", "import", "-", ref], input=tar_bytes({"hello.txt": repo.encode()}),
-                       capture_output=True, check=False)
-    assert p.returncode == 0, p.stderr
-    image_id = image_id_of(ref)
+    image_id = docker_import(ref, {"hello.txt": repo.encode()})
     latest_ref = repo + "-latest:latest"
     extra = [latest_ref]
     try:
@@ -107,12 +95,9 @@ def img(tmp_path_factory):
         sh("docker", "save", "-o", tar, ref)
         out = {"id": image_id, "ref": ref, "repo": repo, "tar": tar, "dir": d,
                "sha256": sha(open(tar, "rb").read())}
-        with open(tar, "rb") as fin, gzip.open(tar + ".gz", "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-        out["tar.gz"] = tar + ".gz"
+        out["tar.gz"] = compress(tar, "gz")
         if shutil.which("zstd"):
-            sh("zstd", "-q", "-f", "-o", tar + ".zst", tar)
-            out["tar.zst"] = tar + ".zst"
+            out["tar.zst"] = compress(tar, "zst")
         out["docker25"] = to_layout(tar, str(d / "docker25.tar"), "docker25")
         out["oci"] = to_layout(tar, str(d / "oci.tar"), "oci")
         # an archive tagged :latest
@@ -186,10 +171,7 @@ def test_load_without_checksum_goes_by_path(clean, capsys, cache_dir):
 def test_checksum_mismatch_on_a_bigger_archive_stops_docker_load(tmp_path, capsys):
     """3 MiB: most of the tar is already in docker load when the mismatch shows; still nothing loaded."""
     ref = "gpulab-test/ia-mid-%s:1.0" % uuid.uuid4().hex[:8]
-    p = subprocess.run(["docker", "import", "-", ref], input=tar_bytes({"blob": os.urandom(3 << 20)}),
-                       capture_output=True, check=False)
-    assert p.returncode == 0, p.stderr
-    image_id = image_id_of(ref)
+    image_id = docker_import(ref, {"blob": os.urandom(3 << 20)})
     try:
         tar = str(tmp_path / "mid.tar")
         sh("docker", "save", "-o", tar, ref)

@@ -502,24 +502,24 @@ def _shutdown(sock):
         pass
 
 
-class _TrackedHTTPConnection(http.client.HTTPConnection):
+class _Tracked:
+    """Mixin for http.client connections: registers each connected socket in `connections`."""
+
     def __init__(self, *args, **kwargs):
         self._gpulab_connections = kwargs.pop("connections")
-        http.client.HTTPConnection.__init__(self, *args, **kwargs)
+        super().__init__(*args, **kwargs)
 
     def connect(self):
-        http.client.HTTPConnection.connect(self)
+        super().connect()
         self._gpulab_connections.add(self.sock)
 
 
-class _TrackedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, **kwargs):
-        self._gpulab_connections = kwargs.pop("connections")
-        http.client.HTTPSConnection.__init__(self, *args, **kwargs)
+class _TrackedHTTPConnection(_Tracked, http.client.HTTPConnection):
+    pass
 
-    def connect(self):
-        http.client.HTTPSConnection.connect(self)
-        self._gpulab_connections.add(self.sock)
+
+class _TrackedHTTPSConnection(_Tracked, http.client.HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):

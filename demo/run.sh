@@ -106,17 +106,11 @@ say "pip works again, through the next healthy mirror"
 for h in "${HOSTS[@]}"; do pip_check "$h"; done
 
 say "Per-host mirror report after the failover ($STATE/report-failover.json)"
-python3 - "$STATE/report-failover.json" <<'PY'
+# The same table as the report play prints, read back from its JSON file.
+PYTHONPATH=$ROOT/collections python3 - "$STATE/report-failover.json" <<'PY'
 import json, sys
-data = json.load(open(sys.argv[1]))
-print("  %-5s %-7s %-9s %-8s %-7s %s" % ("host", "service", "chosen", "latency", "status", "url"))
-for host in sorted(data):
-    for service, entry in sorted(data[host]["mirrors_selected"].items()):
-        latency = "%s ms" % entry["latency_ms"] if entry.get("latency_ms") is not None else "-"
-        print("  %-5s %-7s %-9s %-8s %-7s %s" % (host, service, entry.get("name") or "-", latency,
-                                                 entry.get("status"), entry.get("url_masked") or "-"))
-        for item in entry.get("rejected", []):
-            print("  %-5s %-7s   rejected %s: %s" % ("", "", item["name"], item["reason"]))
+from ansible_collections.gpulab.provision.plugins.module_utils.selection import format_report
+print(format_report(json.load(open(sys.argv[1]))))
 PY
 echo "  (first run: $STATE/report-site.json)"
 [[ ${DEMO_KEEP:-0} == 1 ]] && echo "lab kept running: demo/run.sh --clean removes it"

@@ -444,9 +444,14 @@ def _latency_text(value):
 
 
 def report_text(hostvars, hosts=None):
-    """The text table: one row per host and service, each rejected mirror on its own line below
-    the row (short lines: the output callback wraps long ones), then each host's role reports."""
-    data = report_data(hostvars, hosts)
+    """The text table of report_data(hostvars, hosts); see format_report."""
+    return format_report(report_data(hostvars, hosts))
+
+
+def format_report(data):
+    """The text table of report_data's output (also as read back from the report's JSON file): one
+    row per host and service, each rejected mirror on its own line below the row (short lines: the
+    output callback wraps long ones), then each host's role reports."""
     rows = []
     for host in sorted(data):
         for service in sorted(data[host]["mirrors_selected"]):

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import (
     SelectionError,
+    format_report,
     mirror_catalog_errors,
     mirror_selection,
     pick_mirror,
@@ -395,6 +396,10 @@ def test_report_never_contains_credentials():
     text = report_text(host_vars())
     data = json.dumps(report_data(host_vars()))
     assert "s3cret" not in text and "s3cret" not in data
+
+
+def test_report_table_from_the_json_file_is_the_same_table():
+    assert format_report(json.loads(json.dumps(report_data(host_vars())))) == report_text(host_vars())
 
 
 def test_report_settings_are_not_role_reports():

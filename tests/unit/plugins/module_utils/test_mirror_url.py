@@ -121,3 +121,99 @@ def test_check_url_error_never_shows_credentials():
 def test_check_url_rejects_bad_port():
     with pytest.raises(MirrorUrlError, match="does not parse"):
         check_url("https://h:99999/x")
+
+
+# ------------------------------------------------------------------ strict parsing (issue 8)
+
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import parse_mirror_url  # noqa: E402
+
+
+@pytest.mark.parametrize("url,what", [
+    ("https://h/simple\n[global]\nindex-url = https://evil/simple", "control character"),
+    ("https://h/simple\r", "control character"),
+    ("https://h/sim ple", "a space"),
+    ('https://h/simple"', "character '\"'"),
+    ("https://h/simple'", "character \"'\""),
+    ("https://h/simple\\x", "character '\\\\'"),
+    ("https://h/simple\x00", "control character"),
+    ("https://h/simpl\u00e9", "non-ASCII"),
+    ("https://h/simple]\n", "control character"),
+])
+def test_parse_refuses_characters_outside_rfc3986(url, what):
+    with pytest.raises(MirrorUrlError, match="contains .*%s" % __import__("re").escape(what)):
+        parse_mirror_url(url)
+
+
+def test_parse_names_the_fix_for_a_bad_percent_escape():
+    with pytest.raises(MirrorUrlError, match="not a %XX escape"):
+        parse_mirror_url("https://h/simple%zz")
+
+
+@pytest.mark.parametrize("url", [
+    "https://user:pa/ss@h/simple",       # '/' in the password: urlsplit reads 'ss@h' as path
+    "https://user:pa#ss@h/simple",       # '#' in the password: urlsplit reads a fragment
+    "https://user:pa?ss@h/simple",
+])
+def test_password_with_unencoded_delimiters_is_refused_and_never_shown(url):
+    with pytest.raises(MirrorUrlError) as err:
+        parse_mirror_url(url)
+    message = str(err.value)
+    assert "ss@h" not in message and "pa" not in message.replace("path", "").replace("part", "").replace("password", "")
+    assert "percent-encode" in message
+    assert "***@h/simple" in message
+
+
+@pytest.mark.parametrize("url", [
+    "https://user:pa/ss@h/simple",
+    "https://user:pa#ss@h/simple",
+    "not a url https://user:pa/ss@h/x and more",
+])
+def test_mask_url_hides_passwords_the_parser_splits(url):
+    masked = mask_url(url)
+    assert "pa/ss" not in masked and "pa#ss" not in masked and "user" not in masked
+    assert "***@h" in masked
+
+
+@pytest.mark.parametrize("url", [
+    "https://h/simple?token=abc",
+    "https://h/simple#frag",
+    "https://h/simple?",
+])
+def test_query_and_fragment_are_refused_with_a_masked_message(url):
+    with pytest.raises(MirrorUrlError, match="query string or fragment") as err:
+        parse_mirror_url(url)
+    assert "abc" not in str(err.value)
+
+
+def test_docker_mirror_must_be_bare_and_without_credentials():
+    with pytest.raises(MirrorUrlError, match="username|user or password"):
+        parse_mirror_url("https://u:p@hub.example", kind="docker")
+    with pytest.raises(MirrorUrlError, match="without a path; use https://hub.example"):
+        parse_mirror_url("https://hub.example/v2/", kind="docker")
+    parsed = parse_mirror_url("https://hub.example:5000/", kind="docker")
+    assert parsed.url == "https://hub.example:5000"
+
+
+@pytest.mark.parametrize("url,host,hostport,port", [
+    ("http://[fd00::1]:8080/simple", "fd00::1", "[fd00::1]:8080", 8080),
+    ("http://[::1]/simple", "::1", "[::1]", None),
+    ("http://127.0.0.2:3141/root/pypi/+simple/", "127.0.0.2", "127.0.0.2:3141", 3141),
+    ("https://PyPI.Tuna.Tsinghua.edu.cn/simple", "pypi.tuna.tsinghua.edu.cn", "PyPI.Tuna.Tsinghua.edu.cn", None),
+])
+def test_parse_keeps_ipv6_brackets_in_hostport(url, host, hostport, port):
+    parsed = parse_mirror_url(url, insecure=True)
+    assert (parsed.host, parsed.hostport, parsed.port) == (host, hostport, port)
+
+
+def test_parse_refuses_bad_hosts():
+    for url in ("https://fd00::1/simple", "https://-bad-.example/simple", "https://a..b/simple"):
+        with pytest.raises(MirrorUrlError):
+            parse_mirror_url(url)
+
+
+def test_parse_splits_credentials_and_keeps_them_out_of_as_dict():
+    parsed = parse_mirror_url("https://us%40er:p%2Fw@h/simple")
+    assert (parsed.username, parsed.password) == ("us@er", "p/w")
+    assert parsed.base_url == "https://h/simple"
+    assert parsed.has_credentials
+    assert "p%2Fw" not in repr(parsed) and "p%2Fw" not in str(parsed.as_dict())

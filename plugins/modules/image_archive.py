@@ -305,12 +305,9 @@ space:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpulab.provision.plugins.module_utils.image_archive import (
-    ContainerdEngine,
-    DockerEngine,
-    ImageArchiveError,
-    preload,
-)
+from ansible_collections.gpulab.provision.plugins.module_utils.image_archive import preload
+from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_engines import ContainerdEngine, DockerEngine
+from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_error import ImageArchiveError
 
 
 def main():

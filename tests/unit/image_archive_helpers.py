@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helpers shared by the image_archive tests (module_utils and module): is a dockerd there, run a
 command, build a deterministic tar in memory, hash bytes, compress a file, import, look up and
-remove test images. Imported by name (tests/unit is on sys.path).
+remove test images, build image archives in Python, save a real one from dockerd. Imported by name
+(tests/unit is on sys.path).
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import lzma
+import os
 import shutil
 import subprocess
 import tarfile
+import uuid
 
 import pytest
+
+from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_refs import normalize_ref
 
 
 def docker_ok():
@@ -95,3 +101,99 @@ def docker_import(ref, files):
     p = subprocess.run(["docker", "import", "-", ref], input=tar_bytes(files), capture_output=True, check=False)
     assert p.returncode == 0, p.stderr
     return image_id_of(ref)
+
+
+def build_archive(path, tags=("gpulab-test/synthetic:1.0",), layout="classic", payload=b"hello\n",
+                  arch="amd64", index_names=None):
+    """A docker save style archive made in Python; returns the image ID.
+
+    layout: classic (docker <= 24), docker25 (OCI layout + manifest.json pointing at blobs) or oci
+    (index.json only). index_names: annotations for index.json (default: the tags, fully qualified).
+    """
+    layer = tar_bytes({"hello.txt": payload})
+    config = json.dumps({"architecture": arch, "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha(layer)]}},
+                        sort_keys=True).encode()
+    image_id = "sha256:" + sha(config)
+    members = {}
+    if layout == "classic":
+        layer_dir = sha(layer + b"dir")
+        members[sha(config) + ".json"] = config
+        members[layer_dir + "/VERSION"] = b"1.0"
+        members[layer_dir + "/json"] = b'{"id":"%s"}' % layer_dir.encode()
+        members[layer_dir + "/layer.tar"] = layer
+        members["manifest.json"] = json.dumps([{"Config": sha(config) + ".json", "RepoTags": list(tags) or None,
+                                                "Layers": [layer_dir + "/layer.tar"]}]).encode()
+    else:
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": "sha256:" + sha(config), "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": "sha256:" + sha(layer), "size": len(layer)}]}).encode()
+        members["blobs/sha256/" + sha(config)] = config
+        members["blobs/sha256/" + sha(layer)] = layer
+        members["blobs/sha256/" + sha(manifest)] = manifest
+        names = index_names if index_names is not None else [normalize_ref(t) for t in tags]
+        descs = []
+        for name in names or [None]:
+            desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": "sha256:" + sha(manifest), "size": len(manifest),
+                    "platform": {"architecture": arch, "os": "linux"}}
+            if name:
+                desc["annotations"] = {"io.containerd.image.name": name,
+                                       "org.opencontainers.image.ref.name": name.rsplit(":", 1)[-1]}
+            descs.append(desc)
+        members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": descs}).encode()
+        members["oci-layout"] = b'{"imageLayoutVersion":"1.0.0"}'
+        if layout == "docker25":
+            members["manifest.json"] = json.dumps([{"Config": "blobs/sha256/" + sha(config),
+                                                    "RepoTags": list(tags) or None,
+                                                    "Layers": ["blobs/sha256/" + sha(layer)]}]).encode()
+    with open(path, "wb") as f:
+        f.write(tar_bytes(members))
+    return image_id
+
+
+def truncate_copy(src, dst, keep):
+    """Copy the first keep bytes of src (keep < 0: all but the last -keep) to dst."""
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(dst, "wb") as f:
+        f.write(data[:keep if keep >= 0 else len(data) + keep])
+    return dst
+
+
+def run_cli(argv):
+    """An engine ``run``: (rc, stdout, stderr) of argv."""
+    p = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+def real_archives(tmp_path_factory):
+    """Generator for a session fixture: a tiny image made with docker import, saved with docker save,
+    plus its variants (compressed, truncated); the image is removed at the end."""
+    if not DOCKER_OK:
+        pytest.skip("needs a working dockerd (%s)" % DOCKER_WHY)
+    d = tmp_path_factory.mktemp("image-archive-real")
+    repo = "gpulab-test/ia-tiny-%s" % uuid.uuid4().hex[:8]
+    ref = repo + ":1.0"
+    image_id = docker_import(ref, {"hello.txt": ("gpulab %s\n" % repo).encode()})
+    try:
+        out = {"id": image_id, "ref": ref, "repo": repo, "dir": str(d)}
+        out["tar"] = str(d / "tiny.tar")
+        sh("docker", "save", "-o", out["tar"], ref)
+        out["inspect_tags"] = json.loads(sh("docker", "image", "inspect", "--format", "{{json .RepoTags}}",
+                                            ref).stdout)
+        out["tar.gz"] = compress(out["tar"], "gz")
+        out["tar.xz"] = compress(out["tar"], "xz")
+        if shutil.which("zstd"):
+            out["tar.zst"] = compress(out["tar"], "zst")
+        out["truncated"] = truncate_copy(out["tar"], str(d / "truncated.tar"), os.path.getsize(out["tar"]) // 2)
+        out["truncated.gz"] = truncate_copy(out["tar.gz"], str(d / "truncated.tar.gz"), -20)
+        if "tar.zst" in out:
+            out["truncated.zst"] = truncate_copy(out["tar.zst"], str(d / "truncated.tar.zst"), -10)
+        out["sha256"] = sha(open(out["tar"], "rb").read())
+        yield out
+    finally:
+        rmi(image_id)

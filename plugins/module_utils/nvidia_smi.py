@@ -5,14 +5,18 @@
 
 Standard library only: this file runs on the managed host inside the ``nvidia_gpu_facts`` module.
 
-Three output formats are understood, each tested against recorded outputs under
+Four output formats are understood, each tested against recorded outputs under
 ``tests/fixtures/nvidia-smi/``:
 
 * ``nvidia-smi -q`` (:func:`parse_query`): the indented ``Key : value`` report. It carries every
   field we need (driver and CUDA version, name, UUID, memory, persistence, MIG, ECC, PCI bus id)
   and is what people paste into bug reports, so it is the primary source.
 * ``nvidia-smi --query-gpu=<QUERY_FIELDS> --format=csv,noheader,nounits`` (:func:`parse_csv`):
-  machine-readable, but it has no CUDA version.
+  machine-readable, but it has no CUDA version. With a header line (``--format=csv``) columns are
+  read by name, in any order and any subset (:func:`csv_records`); driver 580 renamed
+  ``clocks_throttle_reasons.*`` to ``clocks_event_reasons.*`` and both names are accepted.
+* ``nvidia-smi -q -x`` (:func:`parse_xml`): the same report as XML (``nvsmi_device_v*.dtd``), the
+  form least likely to change its layout between drivers.
 * plain ``nvidia-smi`` (:func:`parse_banner`): the table. Its header carries the CUDA version the
   driver supports; its rows have truncated names and no UUID, so it is only a fallback.
 
@@ -24,13 +28,15 @@ from __future__ import annotations
 
 import csv
 import re
+import xml.etree.ElementTree as ElementTree
 
 STATE_OK = "ok"
 STATE_ABSENT = "absent"
 STATE_NO_DEVICES = "no_devices"
 STATE_VERSION_MISMATCH = "version_mismatch"
 STATE_NVML_ERROR = "nvml_error"
-STATES = (STATE_OK, STATE_ABSENT, STATE_NO_DEVICES, STATE_VERSION_MISMATCH, STATE_NVML_ERROR)
+STATE_TIMED_OUT = "timed_out"
+STATES = (STATE_OK, STATE_ABSENT, STATE_NO_DEVICES, STATE_VERSION_MISMATCH, STATE_NVML_ERROR, STATE_TIMED_OUT)
 
 # The --query-gpu field list, in the column order parse_csv() expects.
 QUERY_FIELDS = (
@@ -262,38 +268,132 @@ def parse_query(text):
     }
 
 
+# Older names of --query-gpu fields, mapped to the name current drivers print in the header.
+# Driver 580 answers a query for clocks_throttle_reasons.active with the header
+# clocks_event_reasons.active (recorded: tests/fixtures/nvidia-smi/h100-80gb-hbm3-580-open.health.csv).
+_CSV_FIELD_ALIASES = (("clocks_throttle_reasons.", "clocks_event_reasons."),)
+_CSV_UNIT = re.compile(r"\s*\[[^\]]*\]\s*$")
+
+
+def csv_field_name(header_cell):
+    """The canonical name of a ``--format=csv`` header cell: units dropped, old names renamed.
+
+    ``memory.total [MiB]`` -> ``memory.total``; ``clocks_throttle_reasons.active`` ->
+    ``clocks_event_reasons.active``.
+    """
+    name = _CSV_UNIT.sub("", header_cell or "").strip().lower()
+    for old, new in _CSV_FIELD_ALIASES:
+        if name.startswith(old):
+            name = new + name[len(old):]
+    return name
+
+
+def _csv_rows(text):
+    return [row for row in csv.reader((text or "").splitlines(), skipinitialspace=True) if row]
+
+
+def csv_records(text, fields=None):
+    """Rows of ``--query-gpu`` (or ``--query-*``) CSV output as dicts keyed by canonical field name.
+
+    With a header line (``--format=csv``) the names come from it (:func:`csv_field_name`), so a
+    query with any fields in any order can be read; without one (``noheader``), *fields* names the
+    columns in order. Values are stripped strings; the ``[N/A]`` family becomes None; units stay
+    (``81559 MiB``): the caller knows what each field holds.
+    """
+    rows = _csv_rows(text)
+    if rows and rows[0] and rows[0][0].strip().lower() in ("index", "gpu_uuid", "uuid", "gpu_bus_id", "pci.bus_id",
+                                                           "name", "driver_version"):
+        names = [csv_field_name(cell) for cell in rows[0]]
+        rows = rows[1:]
+    elif fields is not None:
+        names = [csv_field_name(name) for name in fields]
+    else:
+        raise NvidiaSmiParseError("the CSV output has no header line and no field list was given")
+    if not rows:
+        raise NvidiaSmiParseError("the --query-gpu output has no rows")
+    records = []
+    for row in rows:
+        if len(row) != len(names):
+            raise NvidiaSmiParseError(
+                "expected %d --query-gpu columns, got %d in %r" % (len(names), len(row), ",".join(row))
+            )
+        records.append(dict(zip(names, (_clean(cell) for cell in row))))
+    return records
+
+
 def parse_csv(text):
     """Parse ``nvidia-smi --query-gpu=<QUERY_FIELDS> --format=csv,noheader,nounits`` output.
 
     Returns ``{"driver_version", "cuda_version": None, "gpus": [...]}`` with the GPU keys of
-    :func:`parse_query`. A header line or units (``81559 MiB``) are tolerated.
+    :func:`parse_query`. A header line or units (``81559 MiB``) are tolerated; with a header the
+    columns are read by name, and a field the query did not ask for is None (``N/A`` for the modes).
     """
-    rows = [row for row in csv.reader((text or "").splitlines(), skipinitialspace=True) if row]
-    if rows and rows[0] and rows[0][0].strip().lower() == "index":
-        rows = rows[1:]
-    if not rows:
-        raise NvidiaSmiParseError("the --query-gpu output has no rows")
     gpus = []
     driver_version = None
-    for row in rows:
-        if len(row) != len(QUERY_FIELDS):
-            raise NvidiaSmiParseError(
-                "expected %d --query-gpu columns, got %d in %r" % (len(QUERY_FIELDS), len(row), ",".join(row))
-            )
-        values = dict(zip(QUERY_FIELDS, (cell.strip() for cell in row)))
-        if not values["index"].isdigit():
-            raise NvidiaSmiParseError("unexpected GPU index %r" % values["index"])
-        gpu = _new_gpu(int(values["index"]))
-        gpu["name"] = _clean(values["name"])
-        gpu["uuid"] = _clean(values["uuid"])
-        gpu["memory_total_mib"] = _mib(values["memory.total"])
-        gpu["persistence_mode"] = _flag(values["persistence_mode"])
-        gpu["mig_mode"] = _mode(values["mig.mode.current"])
-        gpu["ecc_mode"] = _mode(values["ecc.mode.current"])
-        gpu["pci_bus_id"] = _clean(values["pci.bus_id"])
+    for values in csv_records(text, QUERY_FIELDS):
+        index = values.get("index")
+        if index is None:
+            raise NvidiaSmiParseError("the --query-gpu output has no index column")
+        if not index.isdigit():
+            raise NvidiaSmiParseError("unexpected GPU index %r" % index)
+        gpu = _new_gpu(int(index))
+        gpu["name"] = values.get("name")
+        gpu["uuid"] = values.get("uuid")
+        gpu["memory_total_mib"] = _mib(values.get("memory.total"))
+        gpu["persistence_mode"] = _flag(values.get("persistence_mode"))
+        gpu["mig_mode"] = _mode(values.get("mig.mode.current"))
+        gpu["ecc_mode"] = _mode(values.get("ecc.mode.current"))
+        gpu["pci_bus_id"] = values.get("pci.bus_id")
         gpus.append(gpu)
-        driver_version = driver_version or _version(values["driver_version"])
+        driver_version = driver_version or _version(values.get("driver_version"))
     return {"driver_version": driver_version, "cuda_version": None, "gpus": gpus}
+
+
+def _xml_text(element, path):
+    found = element.find(path)
+    return None if found is None or found.text is None else found.text
+
+
+def parse_xml(text):
+    """Parse ``nvidia-smi -q -x`` output (the ``nvidia_smi_log`` document).
+
+    Returns the same shape as :func:`parse_query`. The document's DOCTYPE names an external DTD
+    that is never fetched (ElementTree does not resolve external entities).
+
+    Raises NvidiaSmiParseError when the text is not such a document, or when the number of
+    ``<gpu>`` elements differs from ``<attached_gpus>``.
+    """
+    try:
+        root = ElementTree.fromstring((text or "").strip())
+    except ElementTree.ParseError as exc:
+        raise NvidiaSmiParseError("not an 'nvidia-smi -q -x' report: %s" % exc)
+    if root.tag != "nvidia_smi_log":
+        raise NvidiaSmiParseError("not an 'nvidia-smi -q -x' report (root element %r)" % root.tag)
+    blocks = root.findall("gpu")
+    attached = _clean(_xml_text(root, "attached_gpus"))
+    if attached is not None:
+        if not attached.isdigit():
+            raise NvidiaSmiParseError("unexpected <attached_gpus> value %r" % attached)
+        if int(attached) != len(blocks):
+            raise NvidiaSmiParseError(
+                "<attached_gpus> says %s but the report has %d <gpu> elements" % (attached, len(blocks))
+            )
+    gpus = []
+    for index, element in enumerate(blocks):
+        gpu = _new_gpu(index)
+        gpu["name"] = _clean(_xml_text(element, "product_name"))
+        gpu["uuid"] = _clean(_xml_text(element, "uuid"))
+        gpu["memory_total_mib"] = _mib(_xml_text(element, "fb_memory_usage/total"))
+        gpu["persistence_mode"] = _flag(_xml_text(element, "persistence_mode"))
+        gpu["mig_mode"] = _mode(_xml_text(element, "mig_mode/current_mig"))
+        gpu["ecc_mode"] = _mode(_xml_text(element, "ecc_mode/current_ecc"))
+        gpu["pci_bus_id"] = _clean(_xml_text(element, "pci/pci_bus_id")) or element.get("id")
+        gpus.append(gpu)
+    return {
+        "driver_version": _version(_xml_text(root, "driver_version")),
+        "cuda_version": _version(_xml_text(root, "cuda_version")),
+        "gpus": gpus,
+    }
 
 
 def _cells(line):
@@ -358,6 +458,22 @@ def nvidia_module_loaded(proc_modules_text):
     return any(line.startswith("nvidia ") for line in (proc_modules_text or "").splitlines())
 
 
+def kernel_module_is_open(proc_version_text):
+    """From ``/proc/driver/nvidia/version``: True for NVIDIA's open kernel module, False for the
+    proprietary one, None when the text says neither (unreadable, no driver loaded).
+
+    The open module says ``NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04 ...``,
+    the proprietary one ``NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.161.07 ...``.
+    """
+    for line in (proc_version_text or "").splitlines():
+        if line.startswith("NVRM version:"):
+            if re.search(r"\bOpen Kernel Module\b", line):
+                return True
+            if re.search(r"\bKernel Module\b", line):
+                return False
+    return None
+
+
 _CGROUP_HINTS = (
     ("docker", re.compile(r"docker")),
     ("kubepods", re.compile(r"kubepods")),
@@ -402,6 +518,7 @@ def empty_facts():
         "gpu_count": 0,
         "kernel_module_loaded": None,
         "kernel_module_version": None,
+        "kernel_module_open": None,
         "in_container": False,
         "in_container_hints": [],
     }

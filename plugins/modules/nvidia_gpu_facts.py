@@ -28,8 +28,13 @@ description:
     reads the CUDA version from the header of plain C(nvidia-smi). O(source=query) and O(source=csv)
     force one of the two."
   - Also reports whether the C(nvidia) kernel module is loaded (from C(/proc/modules)), its version
-    (from C(/sys/module/nvidia/version)), and whether the host looks like a container
+    (from C(/sys/module/nvidia/version)), whether it is NVIDIA's open kernel module (from
+    C(/proc/driver/nvidia/version)), and whether the host looks like a container
     (C(/.dockerenv), C(/run/.containerenv), C(/proc/1/cgroup), C(systemd-detect-virt -c)).
+  - Every command runs with a deadline (O(timeout)). A C(nvidia-smi) that hangs (a GPU fallen off
+    the bus, a driver stuck in the kernel) is killed at the deadline and the module answers
+    RV(gpu.state=timed_out) with a message naming the command and the deadline; it never blocks
+    the play. A process stuck in the kernel that cannot be killed is left behind, not waited for.
   - Read-only. It never changes the host and always reports C(changed=false).
 author:
   - gpulab.provision maintainers (!UNKNOWN)
@@ -48,9 +53,19 @@ options:
       - V(query) reads C(nvidia-smi -q) only.
       - V(csv) reads C(nvidia-smi --query-gpu=... --format=csv,noheader,nounits), plus plain
         C(nvidia-smi) for the CUDA version.
+      - V(xml) reads C(nvidia-smi -q -x), the same report as XML.
     type: str
-    choices: [auto, query, csv]
+    choices: [auto, query, csv, xml]
     default: auto
+  timeout:
+    description:
+      - Seconds each command (C(nvidia-smi), C(systemd-detect-virt)) may run before it is killed.
+      - When C(nvidia-smi) misses it, RV(gpu.state) is V(timed_out) and no other C(nvidia-smi) call
+        is tried (it would hang the same way).
+      - A healthy C(nvidia-smi -q) answers in well under a second per GPU; the default leaves room
+        for a slow first NVML initialisation on hosts without persistence mode.
+    type: float
+    default: 30
   proc_modules:
     description:
       - File listing the loaded kernel modules. Override for tests only.
@@ -61,6 +76,12 @@ options:
       - File holding the version of the loaded C(nvidia) kernel module. Override for tests only.
     type: path
     default: /sys/module/nvidia/version
+  driver_version_path:
+    description:
+      - File in which the loaded driver names its kernel module flavour (open or proprietary).
+        Override for tests only.
+    type: path
+    default: /proc/driver/nvidia/version
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -135,9 +156,12 @@ gpu:
         - "V(nvml_error) any other failure of C(nvidia-smi), for example C(NVIDIA-SMI has failed
           because it couldn't communicate with the NVIDIA driver) or C(Failed to initialize NVML:
           Unknown Error)."
+        - V(timed_out) C(nvidia-smi) did not answer within O(timeout) seconds and was killed
+          (RV(gpu.message) names the command and the deadline). Often a hung GPU or driver; look
+          for Xid errors in the kernel log.
       type: str
       returned: always
-      choices: [ok, absent, no_devices, version_mismatch, nvml_error]
+      choices: [ok, absent, no_devices, version_mismatch, nvml_error, timed_out]
       sample: ok
     message:
       description:
@@ -152,7 +176,7 @@ gpu:
       returned: always
       sample: /usr/bin/nvidia-smi
     source:
-      description: Which output the GPU list was read from, V(query) (C(nvidia-smi -q)) or V(csv). Null unless RV(gpu.state=ok).
+      description: Which output the GPU list was read from, V(query) (C(nvidia-smi -q)), V(xml) (C(-q -x)) or V(csv). Null unless RV(gpu.state=ok).
       type: str
       returned: always
       sample: query
@@ -219,6 +243,14 @@ gpu:
       type: str
       returned: always
       sample: "590.48.01"
+    kernel_module_open:
+      description:
+        - Whether the loaded module is NVIDIA's open GPU kernel module (C(/proc/driver/nvidia/version)
+          says C(Open Kernel Module)); false for the proprietary module; null when that file is
+          absent or says neither.
+      type: bool
+      returned: always
+      sample: true
     in_container:
       description: Whether the host looks like a container (any of RV(gpu.in_container_hints)).
       type: bool
@@ -235,19 +267,24 @@ gpu:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.gpulab.provision.plugins.module_utils.command_deadline import run_with_deadline
 from ansible_collections.gpulab.provision.plugins.module_utils.nvidia_smi import (
     QUERY_GPU_ARGS,
     STATE_NVML_ERROR,
     STATE_OK,
+    STATE_TIMED_OUT,
     NvidiaSmiParseError,
     classify_failure,
     container_hints,
     empty_facts,
+    kernel_module_is_open,
     nvidia_module_loaded,
     output_text,
     parse_banner,
     parse_csv,
     parse_query,
+    parse_xml,
 )
 
 # Host paths read for the container verdict (module attributes so tests can point them elsewhere).
@@ -276,10 +313,23 @@ def _find_nvidia_smi(module, configured):
     return None, "nvidia-smi not found on PATH or in %s" % ", ".join(DEFAULT_NVIDIA_SMI_DIRS)
 
 
+class _TimedOut(Exception):
+    """nvidia-smi missed its deadline; the message names the command and the deadline."""
+
+
 def _run(module, argv):
-    """(rc, combined output) of one nvidia-smi call. LC_ALL=C keeps the messages in English."""
-    rc, out, err = module.run_command(list(argv), environ_update={"LC_ALL": "C"})
-    return rc, output_text(out, err)
+    """(rc, combined output) of one nvidia-smi call, bounded by the timeout option.
+
+    LC_ALL=C keeps the messages in English. Raises _TimedOut when the deadline passed.
+    """
+    try:
+        result = run_with_deadline(argv, module.params["timeout"], env={"LC_ALL": "C"})
+    except OSError as exc:
+        return 127, "could not run %s: %s" % (argv[0], to_native(exc))
+    if result.timed_out:
+        raise _TimedOut(result.describe_timeout()
+                        + "; the GPU or its driver may be hung (look for Xid errors in the kernel log)")
+    return result.rc, output_text(result.stdout, result.stderr)
 
 
 def _failure_or_none(rc, text):
@@ -300,6 +350,14 @@ def _gather_query(module, smi):
     return None, parse_query(text)
 
 
+def _gather_xml(module, smi):
+    rc, text = _run(module, [smi, "-q", "-x"])
+    failure = _failure_or_none(rc, text)
+    if failure:
+        return failure, None
+    return None, parse_xml(text)
+
+
 def _gather_csv(module, smi):
     rc, text = _run(module, [smi] + list(QUERY_GPU_ARGS))
     failure = _failure_or_none(rc, text)
@@ -311,7 +369,10 @@ def _gather_csv(module, smi):
 
 def _cuda_from_banner(module, smi):
     """The CUDA version from the header of plain nvidia-smi; None when it cannot be had."""
-    rc, text = _run(module, [smi])
+    try:
+        rc, text = _run(module, [smi])
+    except _TimedOut:
+        return None
     if rc != 0 or classify_failure(text):
         return None
     try:
@@ -325,8 +386,13 @@ def _detect_virt(module):
     detect_virt = module.get_bin_path("systemd-detect-virt", required=False)
     if not detect_virt:
         return None
-    rc, out, _err = module.run_command([detect_virt, "-c"])
-    return rc, out
+    try:
+        result = run_with_deadline([detect_virt, "-c"], module.params["timeout"])
+    except OSError:
+        return None
+    if result.timed_out:
+        return None
+    return result.rc, result.stdout
 
 
 def _host_facts(module, facts):
@@ -334,6 +400,7 @@ def _host_facts(module, facts):
     facts["kernel_module_loaded"] = None if modules_text is None else nvidia_module_loaded(modules_text)
     version = _read(module.params["module_version_path"])
     facts["kernel_module_version"] = (version.strip() or None) if version is not None else None
+    facts["kernel_module_open"] = kernel_module_is_open(_read(module.params["driver_version_path"]))
 
     markers = [path for path in CONTAINER_MARKER_FILES if os.path.exists(path)]
     hints = container_hints(markers, _read(PROC1_CGROUP), _detect_virt(module))
@@ -353,10 +420,24 @@ def gather(module):
     facts["driver_present"] = True
     facts["nvidia_smi_path"] = smi
 
+    try:
+        return _gather_gpus(module, smi, facts)
+    except _TimedOut as exc:
+        facts["state"], facts["message"] = STATE_TIMED_OUT, str(exc)
+        return facts
+
+
+def _gather_gpus(module, smi, facts):
     source = module.params["source"]
     failure = parsed = None
     parse_error = None
     used = None
+    if source == "xml":
+        try:
+            failure, parsed = _gather_xml(module, smi)
+            used = "xml"
+        except NvidiaSmiParseError as exc:
+            module.fail_json(msg="could not parse the output of '%s -q -x': %s" % (smi, exc))
     if source in ("auto", "query"):
         try:
             failure, parsed = _gather_query(module, smi)
@@ -390,12 +471,16 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             nvidia_smi_path=dict(type="path"),
-            source=dict(type="str", default="auto", choices=["auto", "query", "csv"]),
+            source=dict(type="str", default="auto", choices=["auto", "query", "csv", "xml"]),
+            timeout=dict(type="float", default=30),
             proc_modules=dict(type="path", default="/proc/modules"),
             module_version_path=dict(type="path", default="/sys/module/nvidia/version"),
+            driver_version_path=dict(type="path", default="/proc/driver/nvidia/version"),
         ),
         supports_check_mode=True,
     )
+    if module.params["timeout"] <= 0:
+        module.fail_json(msg="timeout must be a positive number of seconds, got %s" % module.params["timeout"])
     facts = gather(module)
     module.exit_json(changed=False, gpu=facts, ansible_facts={"gpulab_gpu": facts})
 

@@ -20,11 +20,15 @@ from ansible_collections.gpulab.provision.plugins.module_utils.nvidia_smi import
     NvidiaSmiParseError,
     classify_failure,
     container_hints,
+    csv_field_name,
+    csv_records,
+    kernel_module_is_open,
     nvidia_module_loaded,
     output_text,
     parse_banner,
     parse_csv,
     parse_query,
+    parse_xml,
 )
 
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "nvidia-smi"))
@@ -64,6 +68,10 @@ A100_X4 = [
 A10 = gpu(0, "NVIDIA A10", "GPU-51ae0086-e1ac-4a20-f062-9caa44e4df6d", 23028, True, "N/A", "Enabled",
           "00000000:06:00.0")
 RTX_4080_SUPER = gpu(0, "NVIDIA GeForce RTX 4080 SUPER", MASKED_UUID, 16376, False, "N/A", "N/A", "00000000:01:00.0")
+# Recorded on a real host by shared/gpu-host/run.sh (2026-11-27): H100 80GB HBM3, driver 580.159.04
+# (open kernel module), CUDA 13.0, Ubuntu 24.04 in a Firecracker VM. UUIDs are not masked there.
+H100_580 = gpu(0, "NVIDIA H100 80GB HBM3", "GPU-310b45f2-6f17-7b08-158e-2ec04b61f379", 81559, True, "Disabled", "Enabled",
+               "00000000:00:06.0")
 
 QUERY_CASES = {
     "h100-80gb-hbm3.q.txt": ("590.48.01", "13.1", [H100]),
@@ -71,12 +79,27 @@ QUERY_CASES = {
     "a100-sxm4-80gb-x4.q.txt": ("555.42.02", "12.5", A100_X4),
     "a10.q.txt": ("550.127.05", "12.4", [A10]),
     "rtx-4080-super.q.txt": ("595.71.05", "13.2", [RTX_4080_SUPER]),
+    "h100-80gb-hbm3-580-open.q.txt": ("580.159.04", "13.0", [H100_580]),
+}
+
+XML_CASES = {
+    "h100-80gb-hbm3-580-open.q.xml": ("580.159.04", "13.0", [H100_580]),
 }
 
 CSV_CASES = {
     "h100-80gb-hbm3.query-gpu.csv": ("590.48.01", [H100]),
     "h100-80gb-hbm3-mig.query-gpu.csv": ("590.48.01", [H100_MIG]),
     "a100-sxm4-80gb-x4.query-gpu.csv": ("555.42.02", A100_X4),
+    # recorded with a header and units, and another field list (no persistence or ECC mode, plus
+    # compute_cap): columns are read by name, the ones not asked for are None / N/A
+    "h100-80gb-hbm3-580-open.query-gpu-header.csv": ("580.159.04", [
+        dict(H100_580, persistence_mode=None, ecc_mode="N/A")]),
+}
+
+# Fixtures read by tests of their own below (not a GPU list in one of the formats above).
+OTHER_FIXTURES = {
+    "h100-80gb-hbm3-580-open.health.csv",
+    "h100-80gb-hbm3-580-open.proc-driver-version.txt",
 }
 
 
@@ -107,6 +130,8 @@ BANNER_CASES = {
     # R440 layout: narrower columns, two rows per GPU, no MIG column
     "p100-sxm2-x8-440.banner.txt": ("440.33.01", "440.33.01", "10.2", [
         banner_gpu(i, "Tesla P100-SXM2...", 16280, True, "N/A", bus) for i, bus in enumerate(P100_BUSES)]),
+    "h100-80gb-hbm3-580-open.banner.txt": ("580.159.04", "580.159.04", "13.0", [
+        banner_gpu(0, "NVIDIA H100 80GB HBM3", 81559, True, "Disabled", "00000000:00:06.0")]),
 }
 
 FAILURE_CASES = {
@@ -128,7 +153,7 @@ FAILURE_CASES = {
 
 
 def test_every_fixture_has_a_case_and_a_readme_entry():
-    cases = set(QUERY_CASES) | set(CSV_CASES) | set(BANNER_CASES) | set(FAILURE_CASES)
+    cases = set(QUERY_CASES) | set(XML_CASES) | set(CSV_CASES) | set(BANNER_CASES) | set(FAILURE_CASES) | OTHER_FIXTURES
     files = set(os.listdir(FIXTURES)) - {"README.md"}
     assert files == cases
     readme = fixture("README.md")
@@ -241,6 +266,92 @@ def test_parse_csv_rejects(text, match):
         parse_csv(text)
 
 
+def test_parse_csv_header_columns_in_any_order():
+    text = ("pci.bus_id, driver_version, index, memory.total [MiB], uuid\n"
+            "00000000:00:06.0, 580.159.04, 0, 81559 MiB, GPU-310b45f2-6f17-7b08-158e-2ec04b61f379\n")
+    parsed = parse_csv(text)
+    assert parsed["driver_version"] == "580.159.04"
+    assert parsed["gpus"] == [gpu(0, None, "GPU-310b45f2-6f17-7b08-158e-2ec04b61f379", 81559, None, "N/A", "N/A",
+                                  "00000000:00:06.0")]
+
+
+def test_header_csv_of_the_580_host_agrees_with_its_query_report():
+    from_csv = parse_csv(fixture("h100-80gb-hbm3-580-open.query-gpu-header.csv"))["gpus"][0]
+    from_query = parse_query(fixture("h100-80gb-hbm3-580-open.q.txt"))["gpus"][0]
+    for key in ("index", "name", "uuid", "memory_total_mib", "mig_mode", "pci_bus_id"):
+        assert from_csv[key] == from_query[key], key
+
+
+def test_csv_field_name_drops_units_and_renames_throttle_to_event():
+    assert csv_field_name("memory.total [MiB]") == "memory.total"
+    assert csv_field_name(" power.draw [W] ") == "power.draw"
+    assert csv_field_name("clocks_throttle_reasons.active") == "clocks_event_reasons.active"
+    assert csv_field_name("clocks_throttle_reasons.hw_slowdown") == "clocks_event_reasons.hw_slowdown"
+    assert csv_field_name("clocks_event_reasons.active") == "clocks_event_reasons.active"
+
+
+def test_health_csv_recorded_on_580_reads_the_renamed_clock_reasons_field():
+    # asked for clocks_throttle_reasons.active, driver 580 printed the header clocks_event_reasons.active
+    text = fixture("h100-80gb-hbm3-580-open.health.csv")
+    assert "clocks_event_reasons.active" in text and "clocks_throttle_reasons" not in text
+    records = csv_records(text)
+    assert len(records) == 1
+    record = records[0]
+    assert record["clocks_event_reasons.active"] == "0x0000000000000001"
+    assert (record["pcie.link.gen.current"], record["pcie.link.gen.max"]) == ("5", "5")
+    assert (record["pcie.link.width.current"], record["pcie.link.width.max"]) == ("16", "16")
+    assert record["ecc.mode.current"] == "Enabled"
+    assert record["ecc.errors.uncorrected.volatile.total"] == "0"
+    assert record["retired_pages.pending"] is None  # [N/A]
+    assert (record["power.draw"], record["power.limit"]) == ("111.96 W", "700.00 W")
+    # an older driver answers with the old header: same key
+    older = csv_records(text.replace("clocks_event_reasons.active", "clocks_throttle_reasons.active"))
+    assert older == records
+
+
+def test_csv_records_without_header_needs_a_field_list():
+    with pytest.raises(NvidiaSmiParseError, match="no header line"):
+        csv_records("0, NVIDIA A10\n")
+    assert csv_records("0, NVIDIA A10\n", ["index", "name"]) == [{"index": "0", "name": "NVIDIA A10"}]
+
+
+# --------------------------------------------------------------------------- nvidia-smi -q -x
+
+
+@pytest.mark.parametrize("name", sorted(XML_CASES))
+def test_parse_xml_fixture(name):
+    driver, cuda, gpus = XML_CASES[name]
+    assert parse_xml(fixture(name)) == {"driver_version": driver, "cuda_version": cuda, "gpus": gpus}
+
+
+def test_xml_and_text_report_of_the_580_host_agree():
+    assert parse_xml(fixture("h100-80gb-hbm3-580-open.q.xml")) == parse_query(fixture("h100-80gb-hbm3-580-open.q.txt"))
+
+
+def test_580_report_names_clock_event_reasons_not_throttle_reasons():
+    # driver 580 renamed the section in both report forms; the GPU keys above do not depend on it
+    assert "Clocks Event Reasons" in fixture("h100-80gb-hbm3-580-open.q.txt")
+    assert "<clocks_event_reasons>" in fixture("h100-80gb-hbm3-580-open.q.xml")
+    assert "hrottle" not in fixture("h100-80gb-hbm3-580-open.q.txt")
+
+
+def test_parse_xml_rejects_a_report_with_missing_gpu_elements():
+    text = fixture("h100-80gb-hbm3-580-open.q.xml").replace("<attached_gpus>1</attached_gpus>",
+                                                             "<attached_gpus>2</attached_gpus>")
+    with pytest.raises(NvidiaSmiParseError, match="says 2 but the report has 1"):
+        parse_xml(text)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "not an 'nvidia-smi -q -x' report"),
+    (fixture("h100-80gb-hbm3-580-open.q.txt"), "not an 'nvidia-smi -q -x' report"),
+    ("<?xml version='1.0'?><other/>", "root element 'other'"),
+])
+def test_parse_xml_rejects_other_text(text, match):
+    with pytest.raises(NvidiaSmiParseError, match=match):
+        parse_xml(text)
+
+
 # --------------------------------------------------------------------------- plain nvidia-smi
 
 
@@ -255,7 +366,8 @@ def test_parse_banner_fixture(name):
     }
 
 
-@pytest.mark.parametrize("stem", ["h100-80gb-hbm3", "h100-80gb-hbm3-mig", "a100-sxm4-80gb-x4", "a10", "rtx-4080-super"])
+@pytest.mark.parametrize("stem", ["h100-80gb-hbm3", "h100-80gb-hbm3-mig", "a100-sxm4-80gb-x4", "a10", "rtx-4080-super",
+                                  "h100-80gb-hbm3-580-open"])
 def test_banner_and_query_of_one_machine_agree(stem):
     banner = parse_banner(fixture(stem + ".banner.txt"))
     query = parse_query(fixture(stem + ".q.txt"))
@@ -290,7 +402,7 @@ def test_classify_failure_fixture(name):
     assert classify_failure(fixture(name)) == FAILURE_CASES[name]
 
 
-@pytest.mark.parametrize("name", sorted(QUERY_CASES) + sorted(CSV_CASES) + sorted(BANNER_CASES))
+@pytest.mark.parametrize("name", sorted(QUERY_CASES) + sorted(XML_CASES) + sorted(CSV_CASES) + sorted(BANNER_CASES))
 def test_classify_failure_ignores_good_output(name):
     assert classify_failure(fixture(name)) is None
 
@@ -312,7 +424,7 @@ def test_output_text_joins_streams():
 
 
 def test_states():
-    assert nvidia_smi.STATES == ("ok", "absent", "no_devices", "version_mismatch", "nvml_error")
+    assert nvidia_smi.STATES == ("ok", "absent", "no_devices", "version_mismatch", "nvml_error", "timed_out")
 
 
 # --------------------------------------------------------------------------- host facts
@@ -329,6 +441,22 @@ def test_nvidia_module_loaded():
     assert nvidia_module_loaded("nouveau 2433024 0 - Live 0x0000000000000000\n") is False
     assert nvidia_module_loaded("") is False
     assert nvidia_module_loaded(None) is False
+
+
+def test_kernel_module_is_open_from_the_recorded_580_host():
+    assert kernel_module_is_open(fixture("h100-80gb-hbm3-580-open.proc-driver-version.txt")) is True
+
+
+def test_kernel_module_is_open_false_for_the_proprietary_module():
+    # the proprietary module's line as published in DIAMBRA Arena's installation docs
+    assert kernel_module_is_open(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  440.95.01  Thu May 28 07:03:08 UTC 2020\n"
+        "GCC version:  gcc version 7.5.0 (Ubuntu 7.5.0-3ubuntu1~18.04) \n") is False
+
+
+@pytest.mark.parametrize("text", [None, "", "GCC version:  gcc version 15.3.0 (GCC)\n"])
+def test_kernel_module_is_open_unknown(text):
+    assert kernel_module_is_open(text) is None
 
 
 def test_container_hints():

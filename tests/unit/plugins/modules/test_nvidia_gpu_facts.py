@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
+import time
 
 import pytest
 
@@ -43,13 +43,16 @@ class FakeSmi:
         self.path = str(directory / name)
         self.log = str(directory / (name + ".log"))
 
-    def write(self, query=None, csv=None, banner=None, rc=0, text=None):
-        """Each of query/csv/banner: a fixture name, or None (then that call prints an error and exits 2).
+    def write(self, query=None, csv=None, banner=None, rc=0, text=None, xml=None, hang=False):
+        """Each of query/csv/banner/xml: a fixture name, or None (then that call prints an error and exits 2).
 
-        *text* (a path) replaces all three: every call prints it (failure outputs look the same for
-        every sub-command).
+        *text* (a path) replaces all four: every call prints it (failure outputs look the same for
+        every sub-command). *hang*: every call prints a line and then sleeps for a minute, like an
+        nvidia-smi stuck on a GPU that stopped answering.
         """
         def branch(name):
+            if hang:
+                return "echo 'fake nvidia-smi: hanging'; exec /bin/sleep 60"
             source = text or (fixture_path(name) if name else None)
             if source is None:
                 return "echo 'fake nvidia-smi: no fixture for this call' >&2; exit 2"
@@ -58,6 +61,9 @@ class FakeSmi:
         script = "\n".join([
             "#!/bin/sh",
             'printf "%%s\\n" "$*" >> %s' % shlex.quote(self.log),
+            'case "$*" in',
+            '  "-q -x") %s ;;' % branch(xml),
+            "esac",
             'case "$1" in',
             "  -q) %s ;;" % branch(query),
             "  --query-gpu=*) %s ;;" % branch(csv),
@@ -101,7 +107,8 @@ def host(tmp_path, monkeypatch):
 
 
 def base_args(host, **extra):
-    args = {"proc_modules": str(host / "modules"), "module_version_path": str(host / "version")}
+    args = {"proc_modules": str(host / "modules"), "module_version_path": str(host / "version"),
+            "driver_version_path": str(host / "proc-driver-version")}
     args.update(extra)
     return args
 
@@ -150,6 +157,7 @@ def test_h100_from_query(host, capsys):
         "gpu_count": 1,
         "kernel_module_loaded": True,
         "kernel_module_version": "590.48.01",
+        "kernel_module_open": None,
         "in_container": False,
         "in_container_hints": [],
     }
@@ -217,6 +225,9 @@ def test_auto_falls_back_to_csv_when_the_report_cannot_be_parsed(host, capsys):
     assert [call[0] if call else "" for call in smi.calls()] == ["-q", QUERY_GPU_FIRST_ARG, ""]
 
 
+QUERY_GPU_ARGV = [
+    "--query-gpu=index,name,uuid,memory.total,persistence_mode,mig.mode.current,ecc.mode.current,"
+    "pci.bus_id,driver_version", "--format=csv,noheader,nounits"]
 QUERY_GPU_FIRST_ARG = (
     "--query-gpu=index,name,uuid,memory.total,persistence_mode,mig.mode.current,ecc.mode.current,"
     "pci.bus_id,driver_version"
@@ -259,6 +270,116 @@ def test_check_mode_gives_the_same_answer(host, capsys):
     checked = run_ok(base_args(host, _ansible_check_mode=True), capsys)
     assert checked == normal
     assert checked["gpus"][0]["uuid"] == "GPU-51ae0086-e1ac-4a20-f062-9caa44e4df6d"
+
+
+# --------------------------------------------------------------------------- the recorded 580 host
+
+
+H100_580_GPU = {
+    "index": 0,
+    "name": "NVIDIA H100 80GB HBM3",
+    "uuid": "GPU-310b45f2-6f17-7b08-158e-2ec04b61f379",
+    "memory_total_mib": 81559,
+    "persistence_mode": True,
+    "mig_mode": "Disabled",
+    "ecc_mode": "Enabled",
+    "pci_bus_id": "00000000:00:06.0",
+}
+
+
+@pytest.fixture
+def host_580(host):
+    """The files of the recorded host (shared/gpu-host/host.txt): module 580.159.04, open, /.dockerenv."""
+    (host / "modules").write_text(
+        "nvidia_uvm 1830912 - - Live 0xffffffffc080c000 (O)\n"
+        "nvidia 14299136 - - Live 0xffffffffc0400000 (O)\n"
+    )
+    (host / "version").write_text("580.159.04\n")
+    with open(fixture_path("h100-80gb-hbm3-580-open.proc-driver-version.txt")) as handle:
+        (host / "proc-driver-version").write_text(handle.read())
+    (host / "dockerenv").write_text("")
+    (host / "proc1-cgroup").write_text("0::/process_api/core\n")
+    return host
+
+
+def test_recorded_580_host_from_query(host_580, capsys):
+    """What shared/gpu-host/facts.txt recorded, plus the open-module flag."""
+    smi = FakeSmi(host_580 / "bin").write(query="h100-80gb-hbm3-580-open.q.txt")
+    gpu = run_ok(base_args(host_580), capsys)
+    assert gpu == {
+        "driver_present": True,
+        "state": "ok",
+        "message": None,
+        "nvidia_smi_path": smi.path,
+        "source": "query",
+        "driver_version": "580.159.04",
+        "cuda_version": "13.0",
+        "gpus": [H100_580_GPU],
+        "gpu_count": 1,
+        "kernel_module_loaded": True,
+        "kernel_module_version": "580.159.04",
+        "kernel_module_open": True,
+        "in_container": True,
+        "in_container_hints": ["%s exists" % (host_580 / "dockerenv")],
+    }
+
+
+def test_recorded_580_host_from_xml(host_580, capsys):
+    smi = FakeSmi(host_580 / "bin").write(xml="h100-80gb-hbm3-580-open.q.xml")
+    gpu = run_ok(base_args(host_580, source="xml"), capsys)
+    assert (gpu["state"], gpu["source"], gpu["driver_version"], gpu["cuda_version"]) == ("ok", "xml", "580.159.04", "13.0")
+    assert gpu["gpus"] == [H100_580_GPU]
+    assert smi.calls() == [["-q", "-x"]]
+
+
+def test_source_xml_fails_when_the_report_is_not_xml(host_580, capsys):
+    FakeSmi(host_580 / "bin").write(xml="h100-80gb-hbm3-580-open.q.txt")
+    code, result = run_module(base_args(host_580, source="xml"), capsys)
+    assert code == 1
+    assert "could not parse the output of" in result["msg"] and "-q -x" in result["msg"]
+
+
+def test_recorded_580_host_from_its_header_csv(host_580, capsys):
+    # the CSV recorded on the host has a header and another field list: read by column name
+    FakeSmi(host_580 / "bin").write(csv="h100-80gb-hbm3-580-open.query-gpu-header.csv",
+                                    banner="h100-80gb-hbm3-580-open.banner.txt")
+    gpu = run_ok(base_args(host_580, source="csv"), capsys)
+    assert (gpu["driver_version"], gpu["cuda_version"]) == ("580.159.04", "13.0")
+    assert gpu["gpus"] == [dict(H100_580_GPU, persistence_mode=None, ecc_mode="N/A")]
+
+
+def test_proprietary_module_is_not_open(host, capsys):
+    (host / "proc-driver-version").write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  440.95.01  Thu May 28 07:03:08 UTC 2020\n")
+    FakeSmi(host / "bin").write(query="a10.q.txt")
+    assert run_ok(base_args(host), capsys)["kernel_module_open"] is False
+
+
+# --------------------------------------------------------------------------- a hung nvidia-smi
+
+
+@pytest.mark.parametrize("source, first_call", [
+    ("auto", ["-q"]), ("query", ["-q"]), ("xml", ["-q", "-x"]), ("csv", QUERY_GPU_ARGV)])
+def test_hung_nvidia_smi_is_killed_and_reported(host, capsys, source, first_call):
+    smi = FakeSmi(host / "bin").write(hang=True)
+    start = time.monotonic()
+    gpu = run_ok(base_args(host, source=source, timeout=1), capsys)
+    elapsed = time.monotonic() - start
+    assert elapsed < 6  # 1 s deadline + 2 s kill grace at most, never the fake's 60 s
+    assert gpu["state"] == "timed_out"
+    assert gpu["driver_present"] is True
+    assert gpu["message"].startswith("'%s %s' did not finish within 1 s and was killed" % (smi.path, " ".join(first_call)))
+    assert "hung" in gpu["message"]
+    assert (gpu["gpus"], gpu["gpu_count"], gpu["source"]) == ([], 0, None)
+    assert gpu["kernel_module_version"] == "590.48.01"  # the files are still read
+    assert smi.calls() == [first_call]  # no fallback: it would hang the same way
+
+
+def test_timeout_must_be_positive(host, capsys):
+    FakeSmi(host / "bin").write(query="a10.q.txt")
+    code, result = run_module(base_args(host, timeout=0), capsys)
+    assert code == 1
+    assert result["msg"] == "timeout must be a positive number of seconds, got 0.0"
 
 
 # --------------------------------------------------------------------------- finding nvidia-smi
@@ -364,28 +485,30 @@ def test_in_container_from_systemd_detect_virt(host, capsys, monkeypatch):
 
 
 def test_detect_virt_runs_systemd_detect_virt_c(tmp_path):
+    log = tmp_path / "calls"
     fake = tmp_path / "systemd-detect-virt"
-    fake.write_text('#!/bin/sh\n[ "$1" = "-c" ] && echo docker && exit 0\nexit 2\n')
+    fake.write_text('#!/bin/sh\necho "$*" >> %s\n[ "$1" = "-c" ] && echo docker && exit 0\nexit 2\n' % log)
     os.chmod(str(fake), 0o755)
-    module = _StubModule(str(fake))
-    assert nvidia_gpu_facts._detect_virt(module) == (0, "docker\n")
-    assert module.calls == [[str(fake), "-c"]]
-    absent = _StubModule(None)
-    assert nvidia_gpu_facts._detect_virt(absent) is None
-    assert absent.calls == []
+    assert nvidia_gpu_facts._detect_virt(_StubModule(str(fake))) == (0, "docker\n")
+    assert log.read_text() == "-c\n"
+    assert nvidia_gpu_facts._detect_virt(_StubModule(None)) is None
+
+
+def test_detect_virt_that_hangs_gives_no_hint(tmp_path):
+    fake = tmp_path / "systemd-detect-virt"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    os.chmod(str(fake), 0o755)
+    start = time.monotonic()
+    assert nvidia_gpu_facts._detect_virt(_StubModule(str(fake), timeout=0.5)) is None
+    assert time.monotonic() - start < 5
 
 
 class _StubModule:
     """Just what _detect_virt uses of AnsibleModule."""
 
-    def __init__(self, detect_virt_path):
+    def __init__(self, detect_virt_path, timeout=10):
         self.detect_virt_path = detect_virt_path
-        self.calls = []
+        self.params = {"timeout": timeout}
 
     def get_bin_path(self, name, required=False):
         return self.detect_virt_path if name == "systemd-detect-virt" else None
-
-    def run_command(self, argv):
-        self.calls.append(argv)
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
-        return proc.returncode, proc.stdout, proc.stderr

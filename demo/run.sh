@@ -109,7 +109,7 @@ say "Per-host mirror report after the failover ($STATE/report-failover.json)"
 # The same table as the report play prints, read back from its JSON file.
 PYTHONPATH=$ROOT/collections python3 - "$STATE/report-failover.json" <<'PY'
 import json, sys
-from ansible_collections.gpulab.provision.plugins.module_utils.selection import format_report
+from ansible_collections.gpulab.provision.plugins.module_utils.report import format_report
 print(format_report(json.load(open(sys.argv[1]))))
 PY
 echo "  (first run: $STATE/report-site.json)"

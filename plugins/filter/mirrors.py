@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Mirror selection filters: thin glue over plugins/module_utils/selection.py.
+"""Mirror selection filters: thin glue over plugins/module_utils/selection.py and report.py.
 
 Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter gpulab.provision.<name>).
 """
@@ -12,7 +12,7 @@ from functools import wraps
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpulab.provision.plugins.module_utils import selection
+from ansible_collections.gpulab.provision.plugins.module_utils import report, selection
 
 
 def _named(name, function):
@@ -43,9 +43,9 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
 
 def mirror_report(hostvars, hosts=None, output="text"):
     if output == "text":
-        return selection.report_text(hostvars, hosts)
+        return report.report_text(hostvars, hosts)
     if output == "data":
-        return selection.report_data(hostvars, hosts)
+        return report.report_data(hostvars, hosts)
     raise ValueError("output %r is unknown; use text or data" % (output,))
 
 

@@ -27,16 +27,26 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import (
-    MirrorUrlError,
-    mask_url,
-    parse_mirror_url,
-)
+from urllib.parse import urlsplit
+
+try:
+    from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import mask_url
+except ImportError:  # pragma: no cover - only when the file is used outside the collection
+    def mask_url(url):
+        return _USERINFO_IN_TEXT.sub(r"\1***@", str(url))
+
+# Any scheme://userinfo@ inside free text (role summaries, reasons).
+_USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
 
 
 def mask_text(text):
-    """Mask credentials in a URL or in free text that contains URLs (one rule: mirror_url.mask_url)."""
-    return mask_url(text)
+    """Mask credentials in a URL or in free text that contains URLs."""
+    text = str(text)
+    if "://" not in text:
+        return text
+    if not any(char.isspace() for char in text):
+        return mask_url(text)
+    return _USERINFO_IN_TEXT.sub(r"\1***@", text)
 
 
 STRATEGIES = ("first_healthy", "fastest")
@@ -44,11 +54,6 @@ ON_ALL_DOWN = ("keep", "fail")
 KINDS = ("pypi", "conda", "docker", "apt", "http")
 STATUSES = ("ok", "pinned", "pin_unhealthy", "kept", "none")
 ENTRY_KEYS = ("name", "url", "insecure")
-# Keys a catalog entry may carry for one kind only: a conda mirror with another layout than
-# <url>/pkgs/<channel> and <url>/cloud/<channel> (conda_mirror renders them).
-KIND_ENTRY_KEYS = {"conda": ("channel_alias", "default_channels", "custom_channels")}
-# mirror_probe's bound for its one deadline.
-MAX_TIMEOUT_S = 3600
 POLICY_KEYS = ("strategy", "timeout_s", "max_latency_ms", "on_all_down")
 # Options of gpulab.provision.mirror_probe that a service may set, per kind.
 SERVICE_OPTIONS = {
@@ -229,39 +234,34 @@ def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=N
 # Catalog validation (preflight)
 
 
+def _shown(value):
+    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
+
+
 def _url_errors(where, url, insecure, kind):
-    """The one URL check (mirror_url.parse_mirror_url), named after the inventory path."""
+    if not isinstance(url, str) or not url.strip():
+        return ["%s: must be a non-empty string URL like https://mirror.example/simple" % where]
+    shown = _shown(url)
+    if "://" not in url:
+        return ["%s: %s has no scheme; use https://%s" % (where, shown, mask_url(url).lstrip("/"))]
     try:
-        parse_mirror_url(url, kind=kind, insecure=insecure is True)
-    except MirrorUrlError as exc:
-        message = str(exc)
-        return ["%s: %s" % (where, message[4:] if message.startswith("url ") else message)]
-    return []
-
-
-def _conda_layout_errors(here, entry, insecure):
+        parts = urlsplit(url)
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError on a bad port
+    except ValueError:
+        return ["%s: %s does not parse as a URL (bad port?); use https://host[:port]/path" % (where, shown)]
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return ["%s: %s uses scheme %r; only https:// (or http:// with insecure: true) is supported"
+                % (where, shown, scheme)]
     errors = []
-    if "channel_alias" in entry:
-        errors.extend(_url_errors(here + ".channel_alias", entry["channel_alias"], insecure, "conda"))
-    channels = entry.get("default_channels")
-    if channels is not None:
-        if not isinstance(channels, list) or not channels:
-            errors.append("%s.default_channels: must be a non-empty list of channel URLs" % here)
-        else:
-            for index, url in enumerate(channels):
-                errors.extend(_url_errors("%s.default_channels[%d]" % (here, index), url, insecure, "conda"))
-    custom = entry.get("custom_channels")
-    if custom is not None:
-        if not isinstance(custom, dict) or not custom:
-            errors.append("%s.custom_channels: must be a mapping of channel name -> base URL, e.g. "
-                          "{conda-forge: https://mirror.example/cloud}" % here)
-        else:
-            for name, url in custom.items():
-                if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
-                    errors.append("%s.custom_channels: %r is not a channel name (letters, digits, . _ -)"
-                                  % (here, name))
-                else:
-                    errors.extend(_url_errors("%s.custom_channels.%s" % (here, name), url, insecure, "conda"))
+    if not parts.hostname:
+        errors.append("%s: %s has no host; use %s://host[:port]/..." % (where, shown, scheme))
+    if scheme == "http" and insecure is not True:
+        errors.append("%s: %s is plain HTTP; use https://, or set insecure: true on this entry" % (where, shown))
+    if kind == "docker" and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        bare = "%s://%s" % (scheme, parts.netloc.rsplit("@", 1)[-1])
+        errors.append("%s: %s has a path; Docker registry-mirrors take scheme://host[:port] only, use %s"
+                      % (where, shown, bare))
     return errors
 
 
@@ -287,9 +287,9 @@ def _policy_errors(policy):
     if "strategy" in policy and policy["strategy"] not in STRATEGIES:
         errors.append("gpulab_mirror_policy.strategy: %r is unknown; use %s"
                       % (policy["strategy"], " or ".join(STRATEGIES)))
-    if "timeout_s" in policy and not (_is_number(policy["timeout_s"]) and 0 < policy["timeout_s"] <= MAX_TIMEOUT_S):
-        errors.append("gpulab_mirror_policy.timeout_s: %r must be a number of seconds > 0 and at most %d, e.g. 3"
-                      % (policy["timeout_s"], MAX_TIMEOUT_S))
+    if "timeout_s" in policy and not (_is_number(policy["timeout_s"]) and policy["timeout_s"] > 0):
+        errors.append("gpulab_mirror_policy.timeout_s: %r must be a number of seconds > 0, e.g. 3"
+                      % (policy["timeout_s"],))
     ceiling = policy.get("max_latency_ms")
     if ceiling is not None and not (_is_number(ceiling) and ceiling > 0):
         errors.append("gpulab_mirror_policy.max_latency_ms: %r must be a number > 0, or null for no ceiling"
@@ -360,9 +360,8 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
             if not isinstance(entry, dict):
                 errors.append("%s: must be a mapping like {name: tuna, url: https://...}" % here)
                 continue
-            allowed = ENTRY_KEYS + KIND_ENTRY_KEYS.get(kind, ())
-            errors.extend("%s: unknown key %r; allowed: %s" % (here, key, ", ".join(allowed))
-                          for key in entry if key not in allowed)
+            errors.extend("%s: unknown key %r; allowed: %s" % (here, key, ", ".join(ENTRY_KEYS))
+                          for key in entry if key not in ENTRY_KEYS)
             name = entry.get("name")
             if not isinstance(name, str) or not name.strip():
                 errors.append("%s.name: missing; give each mirror a short unique name, e.g. tuna" % here)
@@ -379,109 +378,6 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
                 errors.append("%s.url: missing; e.g. url: https://mirror.example/..." % here)
             else:
                 errors.extend(_url_errors(here + ".url", entry["url"], insecure, kind))
-            if kind == "conda":
-                errors.extend(_conda_layout_errors(here, entry, insecure))
     errors.extend(_policy_errors(policy))
     errors.extend(_pin_errors(pin, names_by_service))
     return errors
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-
-
-REPORT_PREFIX = "gpulab_report_"
-REPORT_SETTINGS = ("gpulab_report_path", "gpulab_report_hosts")
-_COLUMNS = ("host", "service", "chosen", "latency", "status")
-
-
-def _masked_selection(entry):
-    """A selection entry without real URLs (safe to print or write to a report file)."""
-    if not isinstance(entry, dict):
-        return entry
-    masked = {key: value for key, value in entry.items() if key not in ("url", "ranked", "rejected")}
-    masked["ranked"] = [{key: value for key, value in item.items() if key != "url"}
-                        for item in entry.get("ranked") or [] if isinstance(item, dict)]
-    masked["rejected"] = [{key: value for key, value in item.items() if key != "url"}
-                          for item in entry.get("rejected") or [] if isinstance(item, dict)]
-    return masked
-
-
-def _scrub(value):
-    """Mask credentials anywhere in a report structure (role summaries are free text)."""
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, dict):
-        return {str(key): _scrub(item) for key, item in value.items() if key != "url"}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(item) for item in value]
-    return value
-
-
-def report_data(hostvars, hosts=None):
-    """``{host: {mirrors_selected: {...masked}, reports: {role: {...}}}}`` for hosts with anything to say."""
-    if not hasattr(hostvars, "keys"):
-        raise SelectionError("the input must be hostvars or a mapping of host -> variables")
-    data = {}
-    for host in (hosts if hosts is not None else list(hostvars.keys())):
-        if host not in hostvars:
-            continue
-        host_vars = hostvars[host]
-        selected = host_vars["gpulab_mirrors_selected"] if "gpulab_mirrors_selected" in host_vars else {}
-        # Roles report through dict-valued gpulab_report_<role> variables; gpulab_report_path and
-        # gpulab_report_hosts are settings of the report itself, not reports.
-        reports = {key[len(REPORT_PREFIX):]: host_vars[key] for key in list(host_vars.keys())
-                   if isinstance(key, str) and key.startswith(REPORT_PREFIX) and key not in REPORT_SETTINGS
-                   and isinstance(host_vars[key], dict)}
-        if not selected and not reports:
-            continue
-        data[host] = {
-            "mirrors_selected": _scrub({service: _masked_selection(entry) for service, entry in dict(selected).items()}),
-            "reports": _scrub({role: dict(value) for role, value in sorted(reports.items())}),
-        }
-    return data
-
-
-def _latency_text(value):
-    return "%d ms" % value if _is_number(value) else "-"
-
-
-def report_text(hostvars, hosts=None):
-    """The text table of report_data(hostvars, hosts); see format_report."""
-    return format_report(report_data(hostvars, hosts))
-
-
-def format_report(data):
-    """The text table of report_data's output (also as read back from the report's JSON file): one
-    row per host and service, each rejected mirror on its own line below the row (short lines: the
-    output callback wraps long ones), then each host's role reports."""
-    rows = []
-    for host in sorted(data):
-        for service in sorted(data[host]["mirrors_selected"]):
-            entry = data[host]["mirrors_selected"][service] or {}
-            rows.append(((host, service, entry.get("name") or "-", _latency_text(entry.get("latency_ms")),
-                          str(entry.get("status", "-"))), entry.get("rejected", [])))
-    lines = []
-    if rows:
-        widths = [max(len(column), *(len(row[index]) for row, _rejected in rows))
-                  for index, column in enumerate(_COLUMNS)]
-        fmt = "  ".join("%%-%ds" % width for width in widths)
-        lines.append(fmt % _COLUMNS)
-        lines.append("  ".join("-" * width for width in widths))
-        indent = " " * (widths[0] + 2)
-        for row, rejected in rows:
-            lines.append(fmt % row)
-            for item in rejected:
-                lines.append("%srejected %s: %s" % (indent, item.get("name"), item.get("reason")))
-    else:
-        lines.append("no mirror selections recorded")
-    role_lines = []
-    for host in sorted(data):
-        for role, report in data[host]["reports"].items():
-            state = "changed" if report.get("changed") else "ok"
-            role_lines.append("%s  %s  %s  %s" % (host, role, state, report.get("summary", "")))
-    if role_lines:
-        lines.append("")
-        lines.append("roles (host  role  changed/ok  summary):")
-        lines.extend(role_lines)
-    return "\n".join(line.rstrip() for line in lines)

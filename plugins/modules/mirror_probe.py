@@ -232,11 +232,8 @@ timeout:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
-from ansible_collections.gpulab.provision.plugins.module_utils.probe import (
-    KINDS,
-    ProbeSpecError,
-    run_probe,
-)
+from ansible_collections.gpulab.provision.plugins.module_utils.probe import run_probe
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import KINDS, ProbeSpecError
 
 
 def argument_spec():

@@ -26,21 +26,22 @@ from mirror_servers import (
 )
 
 from ansible_collections.gpulab.provision.plugins.module_utils import probe as probe_mod
-from ansible_collections.gpulab.provision.plugins.module_utils.probe import (
-    PYPI_ACCEPT,
-    ProbeSpecError,
-    Response,
-    classify_apt,
-    classify_conda,
-    classify_pypi,
+from ansible_collections.gpulab.provision.plugins.module_utils import probe_session
+from ansible_collections.gpulab.provision.plugins.module_utils.probe import probe_url, run_probe
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_apt import classify_apt
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_conda import classify_conda
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_docker import (
     classify_registry,
-    normalize_project,
     parse_bearer_challenge,
     parse_image_ref,
-    probe_url,
-    run_probe,
-    validate_mirrors,
 )
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_pypi import (
+    PYPI_ACCEPT,
+    classify_pypi,
+    normalize_project,
+)
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import ProbeSpecError, validate_mirrors
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_transport import Response
 
 PIP_JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -345,31 +346,32 @@ def test_unreadable_ca_path_is_an_input_error(servers, tls_context, tmp_path):
 def test_credentials_masked_in_every_field(servers, refusing, stalling, tls_context):
     not_found = servers()
     tls = pypi_mirror(servers(tls=tls_context))
-    secrets = ("hunter22", "t0k3nvalue", "alice")
+    secrets = ("hunter22", "t0k3nvalue", "alice")  # a ?token= is refused before any probe (next test)
     mirrors = [
-        {"name": "refused", "url": "http://alice:hunter22@127.0.0.1:%d/simple?token=t0k3nvalue" % refusing.port,
+        {"name": "refused", "url": "http://alice:hunter22t0k3nvalue@127.0.0.1:%d/simple" % refusing.port,
          "insecure": True},
-        {"name": "stalled", "url": "http://alice:hunter22@127.0.0.1:%d/simple?token=t0k3nvalue" % stalling.port,
+        {"name": "stalled", "url": "http://alice:hunter22t0k3nvalue@127.0.0.1:%d/simple" % stalling.port,
          "insecure": True},
-        {"name": "missing", "url": "http://alice:hunter22@127.0.0.1:%d/simple?token=t0k3nvalue" % not_found.port,
+        {"name": "missing", "url": "http://alice:hunter22t0k3nvalue@127.0.0.1:%d/simple" % not_found.port,
          "insecure": True},
-        {"name": "untrusted", "url": "https://alice:hunter22@127.0.0.1:%d/simple?token=t0k3nvalue" % tls.port},
-        {"name": "unresolvable", "url": "https://alice:hunter22@mirror.invalid/simple?token=t0k3nvalue"},
-        {"name": "badport", "url": "https://alice:hunter22@127.0.0.1:0/simple?token=t0k3nvalue"},
+        {"name": "untrusted", "url": "https://alice:hunter22t0k3nvalue@127.0.0.1:%d/simple" % tls.port},
+        {"name": "unresolvable", "url": "https://alice:hunter22@mirror.invalid/simple"},
+        {"name": "badport", "url": "https://alice:hunter22t0k3nvalue@127.0.0.1:0/simple"},
     ]
     out = run_probe("pypi", mirrors, 0.7)
     dumped = json.dumps(out)
     for secret in secrets:
         assert secret not in dumped
     assert all(not r["healthy"] for r in out["results"])
-    assert out["results"][0]["url"] == "http://***@127.0.0.1:%d/simple?token=***" % refusing.port
+    assert out["results"][0]["url"] == "http://***@127.0.0.1:%d/simple" % refusing.port
 
 
 def test_validation_errors_never_show_credentials():
     with pytest.raises(ProbeSpecError) as err:
-        validate_mirrors("pypi", [{"name": "m", "url": "http://alice:hunter22@h/simple?token=t0k3n"}])
+        validate_mirrors("pypi", [{"name": "m", "url": "https://alice:hunter22@h/simple?token=t0k3n"}])
     assert "hunter22" not in str(err.value) and "t0k3n" not in str(err.value)
     assert "***@h" in str(err.value)
+    assert "query string" in str(err.value)
 
 
 # --------------------------------------------------------------------------------------- docker
@@ -485,7 +487,7 @@ def test_conda_repodata_without_packages_is_unhealthy(servers):
 
 
 def test_conda_repodata_over_the_cap_is_unhealthy(servers, monkeypatch):
-    monkeypatch.setattr(probe_mod, "MAX_BODY_BYTES", 1024)
+    monkeypatch.setattr(probe_session, "MAX_BODY_BYTES", 1024)
     big = json.dumps({"packages": {"p%05d" % i: {} for i in range(200)}})
     server = servers().route("/pkgs/main/noarch/repodata.json", 200, {}, big)
     assert_unhealthy(probe_one("conda", server.url), "repodata larger than 1024 bytes")
@@ -499,7 +501,7 @@ def test_conda_gzip_repodata_is_decoded(servers):
 
 
 def test_conda_gzip_bomb_stops_at_the_cap(servers, monkeypatch):
-    monkeypatch.setattr(probe_mod, "MAX_BODY_BYTES", 64 * 1024)
+    monkeypatch.setattr(probe_session, "MAX_BODY_BYTES", 64 * 1024)
     bomb = gzip.compress(b" " * (8 * 1024 * 1024))
     server = servers().route("/pkgs/main/noarch/repodata.json", 200, {"Content-Encoding": "gzip"}, bomb)
     assert_unhealthy(probe_one("conda", server.url), "repodata larger than 65536 bytes")
@@ -538,7 +540,7 @@ def test_http_kind_any_2xx_is_healthy(servers):
 
 
 def test_http_kind_large_body_is_healthy(servers, monkeypatch):
-    monkeypatch.setattr(probe_mod, "MAX_BODY_BYTES", 1024)
+    monkeypatch.setattr(probe_session, "MAX_BODY_BYTES", 1024)
     server = servers().route("/big.iso", 200, {}, b"x" * 100000)
     assert_healthy(probe_one("http", server.url, path="big.iso"))
 

@@ -70,14 +70,14 @@ def test_module_output_never_contains_credentials(servers, refusing, capsys):
     failed, result, out = run_module(capsys, {
         "kind": "pypi",
         "mirrors": [
-            {"name": "good", "url": "http://lab:%s@127.0.0.1:%d/simple?token=%s" % (SECRET, good.port, TOKEN),
+            {"name": "good", "url": "http://lab:%s%s@127.0.0.1:%d/simple" % (SECRET, TOKEN, good.port),
              "insecure": True},
             {"name": "down", "url": "http://lab:%s@127.0.0.1:%d/simple" % (SECRET, refusing.port), "insecure": True},
         ],
     })
     assert not failed
     assert SECRET not in out and TOKEN not in out  # results and the echoed invocation alike
-    assert result["results"][0]["url"] == "http://***@127.0.0.1:%d/simple?token=***" % good.port
+    assert result["results"][0]["url"] == "http://***@127.0.0.1:%d/simple" % good.port
     assert result["results"][0]["healthy"] is True
 
 

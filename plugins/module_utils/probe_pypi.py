@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PyPI mirror health: the simple page of a project (PEP 503 HTML or PEP 691 JSON) and its serial.
+
+Standard library only; runs on the managed host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from html.parser import HTMLParser
+from urllib.parse import unquote, urlsplit
+
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import join_path
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_session import text_of
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import Verdict
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_transport import header
+
+PYPI_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
+DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar", ".egg", ".exe", ".msi", ".rpm")
+
+_SERIAL_COMMENT = re.compile(r"<!--\s*SERIAL\s+(\d+)\s*-->", re.IGNORECASE)
+
+
+def normalize_project(name):
+    """PEP 503 name normalization: ``Zope.Interface`` -> ``zope-interface``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def probe_url(base_url, options):
+    return join_path(base_url, normalize_project(options["project"]), "")
+
+
+class _AnchorParser(HTMLParser):
+    def __init__(self):
+        HTMLParser.__init__(self, convert_charrefs=True)
+        self.hrefs = []
+        self.serial = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            for key, value in attrs:
+                if key == "href" and value:
+                    self.hrefs.append(value)
+
+    def handle_comment(self, data):
+        match = re.match(r"\s*SERIAL\s+(\d+)\s*$", data, re.IGNORECASE)
+        if match and self.serial is None:
+            self.serial = int(match.group(1))
+
+
+def _is_project_file(href, project):
+    filename = unquote(urlsplit(href).path.rsplit("/", 1)[-1]).lower()
+    if not filename.endswith(DIST_SUFFIXES):
+        return False
+    return normalize_project(filename).startswith(project + "-")
+
+
+def _int_or_none(value):
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_pypi(status, headers, body, project="pip"):
+    """PEP 691 JSON with files, or PEP 503 HTML linking at least one file of ``project``."""
+    if not 200 <= status < 300:
+        return Verdict(False, "HTTP %d" % status)
+    project = normalize_project(project)
+    header_serial = _int_or_none(header(headers, "X-PyPI-Last-Serial"))
+    content_type = (header(headers, "Content-Type") or "").lower()
+    text = text_of(body)
+    if "json" in content_type or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return Verdict(False, "not a PyPI simple page")
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            return Verdict(False, "not a PyPI simple page")
+        meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+        serial = _int_or_none(meta.get("_last-serial"))
+        if serial is None:
+            serial = header_serial
+        if not data["files"]:
+            return Verdict(False, "no files listed for %s" % project, serial)
+        return Verdict(True, serial=serial)
+    parser = _AnchorParser()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception:  # HTMLParser is lenient; anything it still chokes on is not a simple page
+        return Verdict(False, "not a PyPI simple page")
+    serial = parser.serial
+    if serial is None:
+        match = _SERIAL_COMMENT.search(text)
+        serial = int(match.group(1)) if match else header_serial
+    if not any(_is_project_file(href, project) for href in parser.hrefs):
+        return Verdict(False, "not a PyPI simple page", serial)
+    return Verdict(True, serial=serial)
+
+
+def check(session, options):
+    url = probe_url(session.mirror.base_url, options)
+    resp, body = session.get(url, {"Accept": PYPI_ACCEPT}, what="simple page")
+    return classify_pypi(resp.status, resp.headers, body, options["project"])

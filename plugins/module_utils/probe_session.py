@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One mirror's HTTP conversation under the probe's deadline.
+
+A :class:`Session` follows redirects itself (counted, loops spotted, https->http refused unless
+the mirror is insecure), sends the mirror's credentials and any private header (a registry token)
+only to the host the request started on, and reads bodies within the deadline and a size cap.
+Standard library only; runs on the managed host.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from urllib.parse import urljoin, urlsplit
+
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import (
+    basic_auth_value,
+    same_host,
+    split_credentials,
+)
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import Unhealthy
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_transport import (
+    Connections,
+    DeadlineExceeded,
+    header,
+)
+
+MAX_REDIRECTS = 5
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_SMALL_BODY_BYTES = 1024 * 1024  # token responses, status feeds
+READ_CHUNK = 64 * 1024
+USER_AGENT = "gpulab.provision-mirror_probe/1"
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+def size_text(nbytes):
+    if nbytes % (1024 * 1024) == 0:
+        return "%d MiB" % (nbytes // (1024 * 1024))
+    return "%d bytes" % nbytes
+
+
+def text_of(body):
+    return body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body or "")
+
+
+class Session:
+    """HTTP for one mirror until ``deadline_at`` (a ``clock()`` value).
+
+    ``status`` is the last HTTP status seen; the runner reads it at the deadline from another
+    thread, and ``connections`` lets it shut the sockets down.
+    """
+
+    def __init__(self, mirror, opener, deadline_at, clock):
+        self.mirror = mirror
+        self.opener = opener
+        self.deadline_at = deadline_at
+        self.clock = clock
+        self.connections = Connections()
+        self.status = None
+
+    def remaining(self):
+        left = self.deadline_at - self.clock()
+        if left <= 0:
+            raise DeadlineExceeded()
+        return left
+
+    def open(self, method, url, headers=None, private_headers=None):
+        """Send a request, following up to MAX_REDIRECTS redirects. Return the final Response.
+
+        ``private_headers`` (and the mirror's own Basic credentials) go only to the host the
+        chain started on, never to a host a redirect points at.
+        """
+        start_url = url
+        current = url
+        seen = {url}
+        for _hop in range(MAX_REDIRECTS + 1):
+            send = {"User-Agent": USER_AGENT}
+            send.update(headers or {})
+            if same_host(current, start_url):
+                if self.mirror.username is not None and same_host(current, self.mirror.base_url):
+                    send["Authorization"] = basic_auth_value(self.mirror.username, self.mirror.password)
+                send.update(private_headers or {})
+            resp = self.opener.open(method, current, send, self.remaining(), self.mirror.insecure, self.connections)
+            self.status = resp.status
+            if resp.status not in REDIRECT_CODES:
+                return resp
+            location = header(resp.headers, "Location")
+            resp.close()
+            if not location:
+                raise Unhealthy("HTTP %d redirect without a Location" % resp.status)
+            target, _user, _password = split_credentials(urljoin(current, location.strip()))
+            scheme = urlsplit(target).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise Unhealthy("redirect to an unsupported scheme")
+            if scheme == "http" and urlsplit(current).scheme.lower() == "https" and not self.mirror.insecure:
+                raise Unhealthy("redirect from https to plain http (set insecure: true to allow)")
+            if target in seen:
+                raise Unhealthy("redirect loop")
+            seen.add(target)
+            current = target
+            if resp.status == 303 and method != "HEAD":
+                method = "GET"
+        raise Unhealthy("redirect loop (more than %d redirects)" % MAX_REDIRECTS)
+
+    def read(self, resp, cap=None, what="response", truncate=False):
+        """Read the whole body within the deadline and ``cap`` bytes (after gzip decoding).
+
+        Over the cap the mirror is unhealthy, unless ``truncate``: then reading just stops there.
+        """
+        if cap is None:
+            cap = MAX_BODY_BYTES
+        encoding = (header(resp.headers, "Content-Encoding") or "").strip().lower()
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding in ("gzip", "x-gzip") else None
+        body = bytearray()
+        too_large = Unhealthy("%s larger than %s" % (what, size_text(cap)))
+        try:
+            while True:
+                self.connections.set_timeout(self.remaining())
+                chunk = resp.read1(READ_CHUNK)
+                if not chunk:
+                    break
+                if decoder is not None:
+                    chunk = decoder.decompress(chunk, cap + 1 - len(body))
+                body += chunk
+                if len(body) > cap:
+                    if truncate:
+                        return bytes(body[:cap])
+                    raise too_large
+            if decoder is not None:
+                body += decoder.flush()
+                if len(body) > cap:
+                    raise too_large
+        finally:
+            resp.close()
+        return bytes(body)
+
+    def get(self, url, headers=None, cap=None, what="response", truncate=False):
+        """GET and read a 2xx body; any other status comes back with an empty body."""
+        resp = self.open("GET", url, headers)
+        if not 200 <= resp.status < 300:
+            resp.close()
+            return resp, b""
+        return resp, self.read(resp, cap, what, truncate)

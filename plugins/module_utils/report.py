@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The mirror report: every host's selection and role reports, as masked data and as a text table.
+
+Used by the ``gpulab.provision.mirror_report`` filter (playbooks/report.yml, the demo). Pure: no
+I/O. Nothing with credentials leaves here: real URLs are dropped, free text is masked.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.gpulab.provision.plugins.module_utils.selection import mask_text
+
+
+class ReportError(ValueError):
+    """Input the report cannot read (the filter names itself in front)."""
+
+
+
+REPORT_PREFIX = "gpulab_report_"
+REPORT_SETTINGS = ("gpulab_report_path", "gpulab_report_hosts")
+_COLUMNS = ("host", "service", "chosen", "latency", "status")
+
+
+def _masked_selection(entry):
+    """A selection entry without real URLs (safe to print or write to a report file)."""
+    if not isinstance(entry, dict):
+        return entry
+    masked = {key: value for key, value in entry.items() if key not in ("url", "ranked", "rejected")}
+    masked["ranked"] = [{key: value for key, value in item.items() if key != "url"}
+                        for item in entry.get("ranked") or [] if isinstance(item, dict)]
+    masked["rejected"] = [{key: value for key, value in item.items() if key != "url"}
+                          for item in entry.get("rejected") or [] if isinstance(item, dict)]
+    return masked
+
+
+def _scrub(value):
+    """Mask credentials anywhere in a report structure (role summaries are free text)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {str(key): _scrub(item) for key, item in value.items() if key != "url"}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def report_data(hostvars, hosts=None):
+    """``{host: {mirrors_selected: {...masked}, reports: {role: {...}}}}`` for hosts with anything to say."""
+    if not hasattr(hostvars, "keys"):
+        raise ReportError("the input must be hostvars or a mapping of host -> variables")
+    data = {}
+    for host in (hosts if hosts is not None else list(hostvars.keys())):
+        if host not in hostvars:
+            continue
+        host_vars = hostvars[host]
+        selected = host_vars["gpulab_mirrors_selected"] if "gpulab_mirrors_selected" in host_vars else {}
+        # Roles report through dict-valued gpulab_report_<role> variables; gpulab_report_path and
+        # gpulab_report_hosts are settings of the report itself, not reports.
+        reports = {key[len(REPORT_PREFIX):]: host_vars[key] for key in list(host_vars.keys())
+                   if isinstance(key, str) and key.startswith(REPORT_PREFIX) and key not in REPORT_SETTINGS
+                   and isinstance(host_vars[key], dict)}
+        if not selected and not reports:
+            continue
+        data[host] = {
+            "mirrors_selected": _scrub({service: _masked_selection(entry) for service, entry in dict(selected).items()}),
+            "reports": _scrub({role: dict(value) for role, value in sorted(reports.items())}),
+        }
+    return data
+
+
+def _latency_text(value):
+    return "%d ms" % value if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def report_text(hostvars, hosts=None):
+    """The text table of report_data(hostvars, hosts); see format_report."""
+    return format_report(report_data(hostvars, hosts))
+
+
+def format_report(data):
+    """The text table of report_data's output (also as read back from the report's JSON file): one
+    row per host and service, each rejected mirror on its own line below the row (short lines: the
+    output callback wraps long ones), then each host's role reports."""
+    rows = []
+    for host in sorted(data):
+        for service in sorted(data[host]["mirrors_selected"]):
+            entry = data[host]["mirrors_selected"][service] or {}
+            rows.append(((host, service, entry.get("name") or "-", _latency_text(entry.get("latency_ms")),
+                          str(entry.get("status", "-"))), entry.get("rejected", [])))
+    lines = []
+    if rows:
+        widths = [max(len(column), *(len(row[index]) for row, _rejected in rows))
+                  for index, column in enumerate(_COLUMNS)]
+        fmt = "  ".join("%%-%ds" % width for width in widths)
+        lines.append(fmt % _COLUMNS)
+        lines.append("  ".join("-" * width for width in widths))
+        indent = " " * (widths[0] + 2)
+        for row, rejected in rows:
+            lines.append(fmt % row)
+            for item in rejected:
+                lines.append("%srejected %s: %s" % (indent, item.get("name"), item.get("reason")))
+    else:
+        lines.append("no mirror selections recorded")
+    role_lines = []
+    for host in sorted(data):
+        for role, report in data[host]["reports"].items():
+            state = "changed" if report.get("changed") else "ok"
+            role_lines.append("%s  %s  %s  %s" % (host, role, state, report.get("summary", "")))
+    if role_lines:
+        lines.append("")
+        lines.append("roles (host  role  changed/ok  summary):")
+        lines.extend(role_lines)
+    return "\n".join(line.rstrip() for line in lines)

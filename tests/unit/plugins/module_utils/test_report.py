@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The mirror report (plugins/module_utils/report.py): masked data and the text table."""
+
+from __future__ import annotations
+
+import json
+
+from mirror_results import catalog, result
+
+from ansible_collections.gpulab.provision.plugins.module_utils.report import format_report, report_data, report_text
+from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_selection
+
+
+
+def host_vars():
+    selected = mirror_selection([result("a", healthy=False, reason="connection refused"), result("b", latency_ms=41)],
+                                catalog("a", "b", b="https://user:s3cret@b.example/simple"))
+    return {
+        "gpu1": {"gpulab_mirrors_selected": {"pypi": selected}, "gpulab_report_pip_mirror":
+                 {"changed": True, "summary": "index-url https://user:s3cret@b.example/simple"}, "other": 1,
+                 "gpulab_report_path": "/tmp/report.json"},
+        "gpu2": {"unrelated": True},
+    }
+
+
+def test_report_table_has_a_row_per_host_and_service():
+    lines = report_text(host_vars()).splitlines()
+    assert lines[0].split() == ["host", "service", "chosen", "latency", "status"]
+    assert lines[2].split() == ["gpu1", "pypi", "b", "41", "ms", "ok"]
+    assert lines[3] == "      rejected a: connection refused"
+
+
+def test_report_lists_role_entries_with_changed_state():
+    assert "gpu1  pip_mirror  changed  index-url https://***@b.example/simple" in report_text(host_vars())
+
+
+def test_report_never_contains_credentials():
+    text = report_text(host_vars())
+    data = json.dumps(report_data(host_vars()))
+    assert "s3cret" not in text and "s3cret" not in data
+
+
+def test_report_table_from_the_json_file_is_the_same_table():
+    assert format_report(json.loads(json.dumps(report_data(host_vars())))) == report_text(host_vars())
+
+
+def test_report_settings_are_not_role_reports():
+    assert list(report_data(host_vars())["gpu1"]["reports"]) == ["pip_mirror"]
+    assert "gpu1  path" not in report_text(host_vars())
+
+
+def test_report_leaves_out_hosts_without_selection_or_reports():
+    assert list(report_data(host_vars())) == ["gpu1"]
+
+
+def test_report_limited_to_given_hosts():
+    assert report_data(host_vars(), hosts=["gpu2", "absent"]) == {}
+
+
+def test_report_without_data_says_so():
+    assert report_text({}) == "no mirror selections recorded"

@@ -234,7 +234,10 @@ gpu:
           type: str
           sample: "00000000:00:09.0"
     kernel_module_loaded:
-      description: Whether C(/proc/modules) lists the C(nvidia) kernel module; null when it cannot be read.
+      description:
+        - Whether C(/proc/modules) lists the C(nvidia) kernel module.
+        - Where C(/proc/modules) cannot be read, true when C(/sys/module/nvidia/version) exists (sysfs
+          has that directory only while the module is loaded), else null (unknown).
       type: bool
       returned: always
       sample: true
@@ -397,9 +400,14 @@ def _detect_virt(module):
 
 def _host_facts(module, facts):
     modules_text = _read(module.params["proc_modules"])
-    facts["kernel_module_loaded"] = None if modules_text is None else nvidia_module_loaded(modules_text)
     version = _read(module.params["module_version_path"])
     facts["kernel_module_version"] = (version.strip() or None) if version is not None else None
+    if modules_text is not None:
+        facts["kernel_module_loaded"] = nvidia_module_loaded(modules_text)
+    else:
+        # /proc/modules unreadable (some sandboxes have none): /sys/module/nvidia exists only while
+        # the module is loaded, so its version file is evidence enough; without it, unknown.
+        facts["kernel_module_loaded"] = True if facts["kernel_module_version"] else None
     facts["kernel_module_open"] = kernel_module_is_open(_read(module.params["driver_version_path"]))
 
     markers = [path for path in CONTAINER_MARKER_FILES if os.path.exists(path)]

@@ -466,8 +466,14 @@ def test_kernel_module_not_loaded_and_no_version_file(host, capsys):
 
 
 def test_kernel_module_unknown_when_proc_modules_unreadable(host, capsys):
-    gpu = run_ok(base_args(host, proc_modules=str(host / "no-such-modules")), capsys)
+    gpu = run_ok(base_args(host, proc_modules=str(host / "no-such-modules"),
+                           module_version_path=str(host / "no-such-version")), capsys)
     assert gpu["kernel_module_loaded"] is None
+
+
+def test_kernel_module_loaded_from_sysfs_when_proc_modules_unreadable(host, capsys):
+    gpu = run_ok(base_args(host, proc_modules=str(host / "no-such-modules")), capsys)
+    assert (gpu["kernel_module_loaded"], gpu["kernel_module_version"]) == (True, "590.48.01")
 
 
 def test_in_container_from_marker_file_and_cgroup(host, capsys):

@@ -9,7 +9,8 @@ export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help deps host venv image lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench build clean
+.PHONY: help deps host venv image lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench build clean \
+  artifact-check
 
 help:
 	@echo "make test   lint, sanity, unit and every Molecule scenario (installs what it needs)"
@@ -39,6 +40,10 @@ build: venv
 	rm -rf build/dist && mkdir -p build/dist
 	ansible-galaxy collection build --force --output-path build/dist .
 
+# The built artifact ships what users run and none of the development tooling (galaxy.yml build_ignore).
+artifact-check: build
+	bash scripts/artifact-check.sh
+
 sanity: build
 	bash scripts/sanity.sh
 
@@ -51,7 +56,7 @@ molecule: deps
 	  docker volume ls -q --filter name=gpulab-molecule-$$s- | xargs -r docker volume rm >/dev/null 2>&1 || true; \
 	  [ $$rc -eq 0 ] || exit $$rc; done
 
-test: deps lint sanity unit molecule
+test: deps lint artifact-check sanity unit molecule
 	@echo "make test: all passed"
 
 demo: deps

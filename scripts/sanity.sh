@@ -30,5 +30,14 @@ tarball=$(ls "$PWD"/build/dist/gpulab-provision-*.tar.gz)
 root=${SANITY_ROOT:-/tmp/gpulab-sanity}
 rm -rf "$root" && mkdir -p "$root"
 ANSIBLE_COLLECTIONS_PATH="$root" ansible-galaxy collection install --force --offline --no-deps -p "$root" "$tarball" >/dev/null
-cd "$root/ansible_collections/gpulab/provision"
+dest=$root/ansible_collections/gpulab/provision
+# The artifact leaves development files out (galaxy.yml build_ignore: tests, molecule, demo, bench,
+# scripts). Copy the tracked ones in beside the installed files, never over them, so sanity checks
+# the shipped files as installed from the artifact and the development files as before.
+# SANITY_ARTIFACT_ONLY=1 checks the installed artifact alone.
+if [[ -z ${SANITY_ARTIFACT_ONLY:-} ]]; then
+  git ls-files -z | grep -zv -e '^collections/' -e '^\.ci/' -e '^\.git' \
+    | rsync -a --from0 --files-from=- --ignore-existing ./ "$dest/"
+fi
+cd "$dest"
 ansible-test sanity --local --requirements --python 3.11 --color no "$@"

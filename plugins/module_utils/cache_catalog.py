@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Lab cache nodes: their settings, the endpoints they serve, and the client catalogs that prefer them.
+
+Pure functions, shared by the role ``gpulab.provision.cache_node`` (which checks and renders a
+node's settings) and by the playbooks' pre-step on the clients (which prepends every node's
+endpoints to the host's ``gpulab_mirrors`` before ``mirror_select`` probes it).
+
+A cache node's settings are read from its host variables ``cache_node_*``; the defaults below are
+the role's defaults (``roles/cache_node/defaults/main.yml``, a unit test keeps them equal), because
+a client reads another host's variables, where role defaults do not exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import (
+    MirrorUrlError,
+    basic_auth_value,
+    parse_mirror_url,
+    split_credentials,
+)
+
+SERVICES = ("pypi", "conda", "docker")
+
+DEFAULTS = {
+    "services": ["pypi", "conda", "docker"],
+    "listen_address": "0.0.0.0",
+    "advertise_address": "",
+    "pypi_port": 3141,
+    "conda_port": 8088,
+    "registries": [{"name": "docker.io", "port": 5000}],
+    "tls_cert": "",
+    "tls_key": "",
+}
+
+# Where a registry's upstream is when neither the entry nor (for docker.io) the node's chosen
+# Docker Hub mirror says otherwise.
+DEFAULT_UPSTREAMS = {"docker.io": "https://registry-1.docker.io"}
+
+ENTRY_PREFIX = "cache-"
+_HOSTNAME = re.compile(r"(?i)^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+class CacheNodeError(ValueError):
+    """Settings of a cache node that cannot be used; the message names the variable."""
+
+
+def node_settings(node_vars, hostname):
+    """The ``cache_node_*`` settings of one node, defaults filled in, plus ``host`` (its inventory name).
+
+    ``node_vars`` is the node's ``hostvars`` entry (or the role's own variables); keys other than
+    ``cache_node_*``, ``ansible_host`` and ``inventory_hostname`` are ignored.
+    """
+    node_vars = node_vars or {}
+    settings = {"host": hostname}
+    for key, default in DEFAULTS.items():
+        value = node_vars.get("cache_node_" + key)
+        settings[key] = copy.deepcopy(default) if value is None else value
+    settings["ansible_host"] = node_vars.get("ansible_host") or ""
+    return settings
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _port_errors(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        return ["%s: %r is not a TCP port (1-65535)" % (name, value)]
+    return []
+
+
+def node_errors(settings):
+    """Every problem in one node's settings, as messages naming the variable and the fix."""
+    errors = []
+    services = settings["services"]
+    if not isinstance(services, list) or any(s not in SERVICES for s in services):
+        errors.append("cache_node_services: %r; use a list drawn from %s" % (services, ", ".join(SERVICES)))
+        services = []
+    for key in ("listen_address", "advertise_address"):
+        value = settings[key]
+        if not isinstance(value, str) or (value not in _WILDCARDS and not _is_ip(value) and not _HOSTNAME.match(value)):
+            errors.append("cache_node_%s: %r is not an IP address or host name" % (key, value))
+    if bool(settings["tls_cert"]) != bool(settings["tls_key"]):
+        errors.append("cache_node_tls_cert and cache_node_tls_key: set both (a PEM certificate and its key) or neither")
+    ports = []
+    if "pypi" in services:
+        errors.extend(_port_errors("cache_node_pypi_port", settings["pypi_port"]))
+        ports.append(("cache_node_pypi_port", settings["pypi_port"]))
+    if "conda" in services:
+        errors.extend(_port_errors("cache_node_conda_port", settings["conda_port"]))
+        ports.append(("cache_node_conda_port", settings["conda_port"]))
+    registries = settings["registries"]
+    if "docker" in services:
+        if not isinstance(registries, list) or not registries:
+            errors.append("cache_node_registries: must be a non-empty list of {name, port[, upstream]}"
+                          " (or leave docker out of cache_node_services)")
+            registries = []
+        seen = set()
+        for index, entry in enumerate(registries):
+            here = "cache_node_registries[%d]" % index
+            if not isinstance(entry, dict):
+                errors.append("%s: must be a mapping like {name: docker.io, port: 5000}" % here)
+                continue
+            unknown = sorted(set(entry) - {"name", "port", "upstream"})
+            if unknown:
+                errors.append("%s: unknown key(s) %s; allowed: name, port, upstream" % (here, ", ".join(unknown)))
+            name = entry.get("name")
+            if not isinstance(name, str) or not _HOSTNAME.match(name) or "." not in name:
+                errors.append("%s.name: %r is not a registry host name (e.g. docker.io, ghcr.io, nvcr.io)"
+                              % (here, name))
+            elif name in seen:
+                errors.append("%s.name: %r is listed twice" % (here, name))
+            else:
+                seen.add(name)
+            errors.extend(_port_errors(here + ".port", entry.get("port")))
+            ports.append((here + ".port", entry.get("port")))
+            upstream = entry.get("upstream")
+            if upstream:
+                try:
+                    registry_upstream(entry, None)
+                except CacheNodeError as exc:
+                    errors.append(str(exc))
+    by_port = {}
+    for name, port in ports:
+        if isinstance(port, int) and not isinstance(port, bool):
+            by_port.setdefault(port, []).append(name)
+    for port, names in sorted(by_port.items()):
+        if len(names) > 1:
+            errors.append("port collision: %s all use port %d; give each service its own port"
+                          % (" and ".join(names), port))
+    return errors
+
+
+def advertised_host(settings):
+    """The address clients use: advertise_address, else a specific listen address, else ansible_host/host."""
+    host = settings["advertise_address"] or ""
+    if not host and settings["listen_address"] not in _WILDCARDS:
+        host = settings["listen_address"]
+    host = host or settings.get("ansible_host") or settings["host"]
+    if ":" in host:
+        host = "[%s]" % host
+    return host
+
+
+def registry_upstream(entry, docker_selected):
+    """``(url, username, password)`` of a registry's upstream, credentials split off.
+
+    docker.io: the entry's ``upstream``, else the node's chosen Docker Hub mirror
+    (``gpulab_mirrors_selected.docker`` when it has a URL), else Docker Hub. Others: ``upstream``, else
+    ``https://<name>``. The URL must be ``scheme://host[:port]`` without a path (the registry proxy
+    appends ``/v2/``).
+    """
+    name = entry.get("name")
+    where = "cache_node_registries[name=%s].upstream" % name
+    url = entry.get("upstream")
+    if not url and name == "docker.io" and isinstance(docker_selected, dict) and docker_selected.get("url"):
+        url = docker_selected["url"]
+        where = "gpulab_mirrors_selected.docker.url (the node's chosen Docker Hub mirror)"
+    if not url:
+        url = DEFAULT_UPSTREAMS.get(name, "https://%s" % name)
+    if not isinstance(url, str):
+        raise CacheNodeError("%s: %r must be a URL like https://registry.example" % (where, url))
+    bare, username, password = split_credentials(url)
+    try:
+        parsed = parse_mirror_url(bare, kind="docker", insecure=True)
+    except MirrorUrlError as exc:
+        raise CacheNodeError("%s: %s (a registry upstream is scheme://host[:port], no path)" % (where, exc)) from exc
+    return parsed.url.rstrip("/"), username, password
+
+
+def registry_instances(settings, docker_selected=None):
+    """One dict per registry the node proxies: name, slug, port, upstream (no credentials),
+    username, password, unit. Raise :class:`CacheNodeError` on bad settings."""
+    if "docker" not in settings["services"]:
+        return []
+    errors = node_errors(settings)
+    if errors:
+        raise CacheNodeError("; ".join(errors))
+    out = []
+    for entry in settings["registries"]:
+        url, username, password = registry_upstream(entry, docker_selected)
+        slug = entry["name"].replace(".", "-").lower()
+        out.append({"name": entry["name"], "slug": slug, "port": entry["port"], "upstream": url,
+                    "username": username, "password": password,
+                    "unit": "gpulab-cache-registry-%s.service" % slug})
+    return out
+
+
+def node_endpoints(settings):
+    """What one node serves, as catalog entries per service, and every registry's URL.
+
+    ``{"pypi": {...}, "conda": {...}, "docker": {...}, "registries": {name: url}}``; a service the
+    node does not serve is absent. ``docker`` is the docker.io proxy (what ``registry-mirrors``
+    takes). Without TLS the entries are ``insecure: true`` (plain HTTP).
+    """
+    services = settings["services"]
+    tls = bool(settings["tls_cert"])
+    scheme = "https" if tls else "http"
+    host = advertised_host(settings)
+    name = ENTRY_PREFIX + str(settings["host"])
+    out = {}
+
+    def entry(port, path=""):
+        return {"name": name, "url": "%s://%s:%d%s" % (scheme, host, port, path), "insecure": not tls}
+
+    if "pypi" in services:
+        out["pypi"] = entry(settings["pypi_port"], "/root/pypi/+simple")
+    if "conda" in services:
+        out["conda"] = entry(settings["conda_port"])
+    if "docker" in services:
+        registries = {}
+        for reg in settings["registries"]:
+            registries[reg["name"]] = entry(reg["port"])["url"]
+            if reg["name"] == "docker.io":
+                out["docker"] = entry(reg["port"])
+        out["registries"] = registries
+    return out
+
+
+def cache_catalog(catalog, nodes, host=None, use=True):
+    """The client's catalog with each cache node's endpoints first, per service.
+
+    ``catalog``: the host's ``gpulab_mirrors``. ``nodes``: ``[(hostname, node_vars), ...]`` in group
+    order. ``host``: this host's inventory name (a cache node's own catalog is left alone: its
+    upstreams are the public mirrors). ``use``: ``gpulab_cache_use`` (false leaves the catalog alone).
+
+    Only services already in the catalog get the cache (a host that has no conda catalog is not
+    given one). Entries whose name is already in the catalog are not added again, so applying the
+    function twice gives the same catalog. Nodes with bad settings raise :class:`CacheNodeError`.
+    """
+    if not isinstance(catalog, dict):
+        raise CacheNodeError("gpulab_mirrors: must be a mapping of service -> list of mirrors")
+    if not isinstance(use, bool):
+        raise CacheNodeError("gpulab_cache_use: %r must be true or false" % (use,))
+    names = [hostname for hostname, _vars in nodes]
+    if not use or host in names:
+        return catalog
+    result = dict(catalog)
+    prepend = {}
+    for hostname, node_vars in nodes:
+        settings = node_settings(node_vars, hostname)
+        errors = node_errors(settings)
+        if errors:
+            raise CacheNodeError("cache node %s: %s" % (hostname, "; ".join(errors)))
+        for service, entry in node_endpoints(settings).items():
+            if service in SERVICES:
+                prepend.setdefault(service, []).append(entry)
+    for service, entries in prepend.items():
+        current = catalog.get(service)
+        if not isinstance(current, list):
+            continue
+        present = {e.get("name") for e in current if isinstance(e, dict)}
+        new = [e for e in entries if e["name"] not in present]
+        if new:
+            result[service] = new + list(current)
+    return result
+
+
+def http_upstream(url, variable="cache_node_conda_upstream"):
+    """Split an HTTP(S) upstream for a reverse proxy: ``{origin, path, host_header, authorization}``.
+
+    ``origin`` is ``scheme://host[:port]`` (what nginx's ``proxy_pass`` takes), ``path`` the base path
+    without a trailing slash (prefixed to every request), ``authorization`` a ``Basic ...`` header
+    value when the URL carries credentials, else None.
+    """
+    bare, username, password = split_credentials(url or "")
+    try:
+        parsed = parse_mirror_url(bare, insecure=True)
+    except MirrorUrlError as exc:
+        raise CacheNodeError("%s: %s" % (variable, exc)) from exc
+    default_port = 443 if parsed.scheme == "https" else 80
+    host = "[%s]" % parsed.host if ":" in parsed.host else parsed.host
+    hostport = host if (parsed.port or default_port) == default_port else "%s:%d" % (host, parsed.port)
+    authorization = None
+    if username is not None:
+        authorization = basic_auth_value(username, password or "")
+    return {"origin": "%s://%s" % (parsed.scheme, hostport), "path": (parsed.path or "").rstrip("/"),
+            "host_header": hostport, "authorization": authorization}

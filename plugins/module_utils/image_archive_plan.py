@@ -115,3 +115,26 @@ def plan(images, targets, present_ids, ref_ids, force=False):
         out.append({"id": image_id, "tags": list(img["tags"]), "load": load, "tag": uniq})
     return out
 
+
+
+def wanted_names(image_id, tags, retag=None):
+    """Every name (normalized) an image must carry after a load: its archive tags plus the extra names
+    that ``retag`` (a prefix string or a mapping) gives it, by the rules of :func:`retag_targets`.
+
+    None when the names cannot be known (a name that does not parse, a retag map key that is not
+    one of these tags or this ID): callers treat that as "not known to be present".
+    """
+    image = {"id": image_id, "tags": list(tags or [])}
+    try:
+        if isinstance(retag, dict):
+            extra = retag_targets([image], retag=retag)[image_id]
+        else:
+            extra = retag_targets([image], prefix=retag or None)[image_id]
+        names = []
+        for ref in image["tags"] + extra:
+            key = normalize_ref(ref)
+            if key not in names:
+                names.append(key)
+        return names
+    except ImageArchiveError:
+        return None

@@ -9,6 +9,7 @@ remove test images, build image archives in Python, save a real one from dockerd
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -18,7 +19,11 @@ import os
 import shutil
 import subprocess
 import tarfile
+import threading
 import uuid
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -197,3 +202,96 @@ def real_archives(tmp_path_factory):
         yield out
     finally:
         rmi(image_id)
+
+
+USER = "lab-user"
+PASSWORD = "s3cr/t#pw"              # '/' and '#' must be percent-encoded in a URL
+PASSWORD_IN_URL = "s3cr%2Ft%23pw"
+TOKEN = "tok-3f9a8c7e1d"
+SECRETS = (PASSWORD, PASSWORD_IN_URL, TOKEN, "s3cr", "t#pw")   # none may ever show in output
+
+
+class FileServer(object):
+    """A lab file server on 127.0.0.1 (port 0) for url downloads. Serves {path: bytes} with Basic auth and ?token=, honours Range; ``cut`` sends only that many
+    bytes of the next answer and closes; ``ignore_range`` answers 200 to a Range request."""
+
+    def __init__(self, files):
+        self.files = files
+        self.requests = []
+        self.cut = None
+        self.ignore_range = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):  # noqa: A002 - quiet test output
+                pass
+
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                auth = self.headers.get("Authorization", "")
+                outer.requests.append({"path": parts.path, "range": self.headers.get("Range"), "auth": bool(auth)})
+                want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+                if auth != want:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="lab"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if parse_qs(parts.query).get("token") != [TOKEN] or parts.path not in outer.files:
+                    self.send_response(404 if parse_qs(parts.query).get("token") == [TOKEN] else 403)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = outer.files[parts.path]
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and not outer.ignore_range:
+                    start = int(rng.split("=", 1)[1].rstrip("-"))
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if outer.cut is not None:
+                    body, outer.cut = body[:outer.cut], None
+                    self.wfile.write(body)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path, user=USER, password=PASSWORD_IN_URL, token=TOKEN):
+        cred = ("%s:%s@" % (user, password)) if user else ""
+        return "http://%s127.0.0.1:%d%s?token=%s" % (cred, self.port, path, token)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def run_main(module, args, capsys, check_mode=False):
+    """A module's main() with these args: (everything it printed, the result dict, with 'failed' on failure)."""
+    from ansible.module_utils.testing import patch_module_args
+    args = dict(args)
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            module.main()
+    out = capsys.readouterr().out
+    return out, json.loads(out.strip().splitlines()[-1])

@@ -21,11 +21,9 @@ import uuid
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from image_archive_helpers import (  # shared with the other image_archive tests
     DOCKER_OK, DOCKER_WHY, compress, docker_import, image_id_of, needs_docker, needs_docker_cli, needs_zstd, rmi,
-    sh, tar_bytes, sha,
+    run_main, sh, tar_bytes, sha,
 )
 
 from ansible_collections.gpulab.provision.plugins.modules import image_archive as module
@@ -37,14 +35,7 @@ CONTAINERD_SOCKETS = ["/run/containerd/containerd.sock", "/var/run/docker/contai
 
 def run_module(args, capsys, check_mode=False):
     """main() with these args; returns the result dict (with 'failed' on failure)."""
-    args = dict(args)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    out = capsys.readouterr().out
-    return json.loads(out.strip().splitlines()[-1])
+    return run_main(module, args, capsys, check_mode=check_mode)[1]
 
 
 def to_layout(src, dst, layout):

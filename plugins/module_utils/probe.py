@@ -21,10 +21,12 @@ from ansible_collections.gpulab.provision.plugins.module_utils import (
     probe_apt,
     probe_conda,
     probe_docker,
+    probe_freshness,
     probe_http,
     probe_pypi,
 )
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import RequirementError
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_session import Session
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import (
     ProbeSpecError,
@@ -47,6 +49,9 @@ DEFAULT_OPTIONS = {
     "suite": "bookworm",
     "path": "",
     "docker_image": None,
+    "require": None,
+    "max_serial_lag": None,
+    "max_age_h": None,
 }
 CHECKS = {"pypi": probe_pypi, "conda": probe_conda, "docker": probe_docker, "apt": probe_apt, "http": probe_http}
 
@@ -69,6 +74,21 @@ def validate_options(kind, options=None):
             raise ProbeSpecError("%s must not contain '..'" % key)
     if kind == "docker":
         probe_docker.check_options(merged)
+    require = merged["require"] or []
+    if not isinstance(require, (list, tuple)) or not all(isinstance(item, str) for item in require):
+        raise ProbeSpecError("require must be a list of strings such as torch==2.5.1")
+    if require and not hasattr(CHECKS[kind], "check_require"):
+        raise ProbeSpecError("require is not supported for kind %s (only pypi, conda and docker)" % kind)
+    for index, item in enumerate(require):
+        try:
+            CHECKS[kind].check_require([item])
+        except RequirementError as exc:
+            raise ProbeSpecError("require[%d]: %s" % (index, exc))
+    merged["require"] = list(require)
+    for key, example in (("max_serial_lag", 500), ("max_age_h", 24)):
+        value = merged[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ProbeSpecError("%s must be a number >= 0 (e.g. %s) or null, not %r" % (key, example, value))
     return merged
 
 
@@ -84,7 +104,7 @@ def _probe_one(kind, session, options, timeout):
     clock = session.clock
     started = clock()
     try:
-        verdict = CHECKS[kind].check(session, options)
+        verdict = _checked(kind, session, options)
     except Unhealthy as exc:
         verdict = Verdict(False, exc.reason)
     except Exception as exc:  # every failure becomes a reason, never a crash of the module
@@ -93,6 +113,23 @@ def _probe_one(kind, session, options, timeout):
         verdict = Verdict(False, timeout_reason(timeout))
     latency = int(round((clock() - started) * 1000)) if verdict.healthy else None
     return verdict, latency
+
+
+def _checked(kind, session, options):
+    """The kind's check and the mirror site's status feed, at once."""
+    calls = [lambda: CHECKS[kind].check(session, options)]
+    if session.mirror.status_url:
+        calls.append(lambda: probe_freshness.read_status_feed(session))
+    answers = session.parallel(calls)
+    verdict = answers[0]
+    feed = answers[1] if len(answers) > 1 else None
+    if feed is not None:
+        if feed["last_success"] is not None:
+            verdict.updated = feed["last_success"]
+        if verdict.healthy and feed["failed"]:
+            return Verdict(False, "%s (last sync failed)" % feed["detail"], verdict.serial, verdict.updated,
+                           verdict.digests)
+    return verdict
 
 
 class _Board:
@@ -132,6 +169,9 @@ def _result(mirror, verdict, latency_ms, status, masker):
         "http_status": status,
         "reason": masker(verdict.reason) if verdict.reason else None,
         "serial": verdict.serial,
+        "updated": verdict.updated,
+        "digests": verdict.digests,
+        "reference": mirror.reference,
     }
 
 
@@ -140,12 +180,13 @@ def run_probe(kind, mirrors, deadline=DEFAULT_TIMEOUT, opener=None, validate_cer
     """Probe every mirror at once; return by ``deadline`` seconds (plus thread bookkeeping).
 
     :arg kind: pypi, conda, docker, apt or http.
-    :arg mirrors: list of ``{name, url, insecure}`` dicts.
+    :arg mirrors: list of ``{name, url, insecure, reference, status_url}`` dicts.
     :arg deadline: seconds for the whole probe, all mirrors together.
     :arg opener: an object with ``open(method, url, headers, timeout, insecure, connections)``
         returning a :class:`probe_transport.Response` (default :class:`probe_transport.UrlOpener`);
         tests inject fakes.
-    :kwarg options: project, channel, subdir, suite, path, docker_image.
+    :kwarg options: project, channel, subdir, suite, path, docker_image, require (pinned items every
+        mirror must serve), max_serial_lag and max_age_h (freshness policy; None = no limit).
     :returns: ``{"results": [...], "elapsed_ms": int, "timeout": float}``, results in input order.
     :raises ProbeSpecError: bad input; the message never shows credentials.
     """
@@ -183,6 +224,9 @@ def run_probe(kind, mirrors, deadline=DEFAULT_TIMEOUT, opener=None, validate_cer
             session.connections.abort()
             results[index] = _result(session.mirror, Verdict(False, timeout_reason(timeout)), None, session.status,
                                      masker)
+    probe_freshness.judge(results, options["max_serial_lag"], options["max_age_h"])
+    if kind == "docker":
+        probe_docker.digest_consensus(results, {m.name for m in validated if m.reference})
     return {
         "results": results,
         "elapsed_ms": int(round((clock() - started) * 1000)),

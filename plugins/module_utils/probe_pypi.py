@@ -1,20 +1,24 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PyPI mirror health: the simple page of a project (PEP 503 HTML or PEP 691 JSON) and its serial.
+"""PyPI mirror health: a project's simple page (PEP 503 HTML or PEP 691 JSON), its serial, the
+bandersnatch sync stamp, and the pinned requirements (``name==version``) the lab needs.
 
 Standard library only; runs on the managed host.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
 from html.parser import HTMLParser
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import join_path
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_freshness import bandersnatch_time
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import filename_of, parse_pypi, pypi_lists
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_session import text_of
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import Verdict
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_transport import header
@@ -103,7 +107,79 @@ def classify_pypi(status, headers, body, project="pip"):
     return Verdict(True, serial=serial)
 
 
-def check(session, options):
+def bandersnatch_stamp_url(base_url):
+    """bandersnatch writes ``<web>/last-modified`` next to ``<web>/simple``; None for other layouts."""
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/simple"):
+        return None
+    return urlunsplit(parts._replace(path=path[:-len("simple")] + "last-modified"))
+
+
+def listed_files(headers, body):
+    """The filenames a simple page lists (PEP 691 ``files[].filename`` or PEP 503 links)."""
+    text = text_of(body)
+    content_type = (header(headers, "Content-Type") or "").lower()
+    if "json" in content_type or text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return []
+        files = data.get("files") if isinstance(data, dict) else None
+        return [item["filename"] for item in files or [] if isinstance(item, dict) and isinstance(item.get("filename"), str)]
+    parser = _AnchorParser()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception:  # an unreadable page lists nothing
+        return []
+    return [filename_of(href) for href in parser.hrefs]
+
+
+def check_require(items):
+    """Parsed ``require`` items, or RequirementError naming the first bad one."""
+    return [parse_pypi(item) for item in items]
+
+
+def _main(session, options):
     url = probe_url(session.mirror.base_url, options)
     resp, body = session.get(url, {"Accept": PYPI_ACCEPT}, what="simple page")
     return classify_pypi(resp.status, resp.headers, body, options["project"])
+
+
+def _stamp(session, url):
+    resp, body = session.get(url, cap=256, what="last-modified", truncate=True)
+    return bandersnatch_time(text_of(body)) if 200 <= resp.status < 300 else None
+
+
+def _lacks(session, name, version):
+    """None when the mirror lists a file of name==version, else the evidence."""
+    url = join_path(session.mirror.base_url, name, "")
+    resp, body = session.get(url, {"Accept": PYPI_ACCEPT}, what="simple page of %s" % name)
+    if not 200 <= resp.status < 300:
+        return "%s==%s (HTTP %d for %s)" % (name, version, resp.status, name)
+    if pypi_lists(listed_files(resp.headers, body), name, version):
+        return None
+    return "%s==%s" % (name, version)
+
+
+def check(session, options):
+    """The project's simple page; when it is healthy, every pin (and, under ``max_age_h``, the
+    bandersnatch stamp) at once."""
+    verdict = _main(session, options)
+    if not verdict.healthy:
+        return verdict
+    calls = []
+    # one more request per mirror, so only where an age policy asks for it
+    stamp_url = bandersnatch_stamp_url(session.mirror.base_url) if options.get("max_age_h") is not None else None
+    if stamp_url:
+        calls.append(lambda: _stamp(session, stamp_url))
+    wanted = check_require(options.get("require") or [])
+    calls.extend(functools.partial(_lacks, session, name, version) for name, version in wanted)
+    answers = session.parallel(calls) if calls else []
+    if stamp_url:
+        verdict.updated = answers.pop(0)
+    lacking = [item for item in answers if item]
+    if lacking:
+        return Verdict(False, "lacks " + ", ".join(lacking), verdict.serial, verdict.updated)
+    return verdict

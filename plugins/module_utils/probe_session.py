@@ -11,6 +11,8 @@ Standard library only; runs on the managed host.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import zlib
 
 from urllib.parse import urljoin, urlsplit
@@ -59,6 +61,17 @@ class Session:
         self.clock = clock
         self.connections = Connections()
         self.status = None
+        self._local = threading.local()  # .secondary: a side request of parallel(), not the mirror's status
+
+    @contextlib.contextmanager
+    def aside(self):
+        """Requests in this block do not set ``status`` (a side check, such as one blob byte)."""
+        before = getattr(self._local, "secondary", False)
+        self._local.secondary = True
+        try:
+            yield
+        finally:
+            self._local.secondary = before
 
     def remaining(self):
         left = self.deadline_at - self.clock()
@@ -83,7 +96,8 @@ class Session:
                     send["Authorization"] = basic_auth_value(self.mirror.username, self.mirror.password)
                 send.update(private_headers or {})
             resp = self.opener.open(method, current, send, self.remaining(), self.mirror.insecure, self.connections)
-            self.status = resp.status
+            if not getattr(self._local, "secondary", False):
+                self.status = resp.status
             if resp.status not in REDIRECT_CODES:
                 return resp
             location = header(resp.headers, "Location")
@@ -136,10 +150,44 @@ class Session:
             resp.close()
         return bytes(body)
 
-    def get(self, url, headers=None, cap=None, what="response", truncate=False):
+    def get(self, url, headers=None, cap=None, what="response", truncate=False, private_headers=None):
         """GET and read a 2xx body; any other status comes back with an empty body."""
-        resp = self.open("GET", url, headers)
+        resp = self.open("GET", url, headers, private_headers)
         if not 200 <= resp.status < 300:
             resp.close()
             return resp, b""
         return resp, self.read(resp, cap, what, truncate)
+
+    def parallel(self, calls):
+        """Run ``calls`` (functions of no argument) at once, each in a daemon thread, by the deadline.
+
+        The first call is the main one: its requests set ``status``; the others' do not.
+        Returns their results in order; the first exception any of them raised is raised here
+        (after all have finished), and :class:`DeadlineExceeded` when one is still running at
+        the deadline: a long list costs one deadline, not one per item.
+        """
+        if len(calls) == 1:
+            return [calls[0]()]
+        outcomes = [None] * len(calls)
+        done = threading.Semaphore(0)
+        secondary = getattr(self._local, "secondary", False)
+
+        def work(index, call):
+            self._local.secondary = secondary or index > 0
+            try:
+                outcomes[index] = (True, call())
+            except BaseException as exc:  # handed to the caller below
+                outcomes[index] = (False, exc)
+            done.release()
+
+        for index, call in enumerate(calls):
+            thread = threading.Thread(target=work, args=(index, call), name="probe-part-%d" % index)
+            thread.daemon = True
+            thread.start()
+        for _call in calls:
+            if not done.acquire(timeout=max(self.deadline_at - self.clock(), 0.001)):
+                raise DeadlineExceeded()
+        for succeeded, value in outcomes:
+            if not succeeded:
+                raise value
+        return [value for _succeeded, value in outcomes]

@@ -8,6 +8,8 @@ Standard library only (plus the collection's mirror_url); runs on the managed ho
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import (
     MirrorUrlError,
     check_url,
@@ -32,30 +34,66 @@ class Unhealthy(Exception):
 
 
 class Verdict:
-    """The outcome of one probe: healthy or not, why not, and the PyPI serial when there is one."""
+    """The outcome of one probe: healthy or not, why not, and the freshness signals it carried.
 
-    __slots__ = ("healthy", "reason", "serial")
+    ``serial``: the PyPI serial; ``updated``: epoch seconds of the mirror's last sync where it
+    publishes one; ``digests``: ``{image: Docker-Content-Digest}`` of the images a registry served.
+    """
 
-    def __init__(self, healthy, reason=None, serial=None):
+    __slots__ = ("healthy", "reason", "serial", "updated", "digests")
+
+    def __init__(self, healthy, reason=None, serial=None, updated=None, digests=None):
         self.healthy = bool(healthy)
         self.reason = None if healthy else (reason or "unhealthy")
         self.serial = serial
+        self.updated = updated
+        self.digests = digests
 
     def __repr__(self):
-        return "Verdict(healthy=%r, reason=%r, serial=%r)" % (self.healthy, self.reason, self.serial)
+        return "Verdict(healthy=%r, reason=%r, serial=%r, updated=%r)" % (
+            self.healthy, self.reason, self.serial, self.updated)
 
 
 class Mirror:
-    """One validated mirror. ``url`` is the raw URL (may carry credentials: never show it)."""
+    """One validated mirror. ``url`` is the raw URL (may carry credentials: never show it).
 
-    __slots__ = ("name", "url", "insecure", "url_masked", "base_url", "username", "password")
+    ``reference``: probed for the freshness and digest comparison, never chosen unless the
+    policy says so. ``status_url``/``status_name``: the mirror site's status feed and the entry
+    in it (the URL's ``#fragment``).
+    """
 
-    def __init__(self, name, url, insecure=False):
+    __slots__ = ("name", "url", "insecure", "url_masked", "base_url", "username", "password", "reference",
+                 "status_url", "status_name")
+
+    def __init__(self, name, url, insecure=False, reference=False, status_url=None):
         self.name = name
         self.url = url
         self.insecure = bool(insecure)
         self.url_masked = mask_url(url)
         self.base_url, self.username, self.password = split_credentials(url)
+        self.reference = bool(reference)
+        self.status_url, self.status_name = split_status_url(status_url) if status_url else (None, None)
+
+
+def split_status_url(value):
+    """``https://site/static/tunasync.json#pypi`` -> ``(url, "pypi")``; the fragment names the feed entry."""
+    url, sep, name = value.strip().partition("#")
+    return url, unquote(name) if sep else None
+
+
+def check_status_url(value, insecure, where):
+    """Validate a mirror's ``status_url``; raise :class:`ProbeSpecError` naming ``where``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ProbeSpecError("%s: status_url must be a URL such as https://mirrors.example/static/tunasync.json#pypi"
+                             % where)
+    url, name = split_status_url(value)
+    if not name:
+        raise ProbeSpecError("%s: status_url %s needs #<name>, the mirror's entry in the feed, e.g. "
+                             "https://mirrors.example/static/tunasync.json#pypi" % (where, mask_url(url)))
+    try:
+        check_url(url, insecure=insecure)
+    except MirrorUrlError as exc:
+        raise ProbeSpecError("%s: status_url: %s" % (where, exc))
 
 
 def validate_mirrors(kind, mirrors):
@@ -88,7 +126,13 @@ def validate_mirrors(kind, mirrors):
             check_url(url, insecure=insecure, bare_host=(kind == "docker"))
         except MirrorUrlError as exc:
             raise ProbeSpecError("mirror %r: %s" % (name, exc))
-        validated.append(Mirror(name, url, insecure))
+        reference = item.get("reference") or False
+        if not isinstance(reference, bool):
+            raise ProbeSpecError("mirror %r: reference must be true or false" % name)
+        status_url = item.get("status_url")
+        if status_url is not None:
+            check_status_url(status_url, insecure, "mirror %r" % name)
+        validated.append(Mirror(name, url, insecure, reference, status_url))
     return validated
 
 

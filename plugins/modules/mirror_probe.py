@@ -79,6 +79,22 @@ options:
           - Without it a plain C(http://) URL is refused.
         type: bool
         default: false
+      reference:
+        description:
+          - A reference entry, such as C(https://pypi.org/simple), probed like the others;
+            its serial and image digests count in the freshness and digest comparison. Choosing
+            it is up to the caller (mirror_select only does where the policy allows).
+        type: bool
+        default: false
+      status_url:
+        description:
+          - The mirror site's status feed, with the mirror's entry as the C(#fragment), for
+            example C(https://mirrors.tuna.tsinghua.edu.cn/static/tunasync.json#pypi) (tunasync, fields
+            C(name, status, last_update_ts)) or C(https://mirrors.ustc.edu.cn/api/v1/metas#pypi)
+            (USTC, fields C(name, syncing, lastSuccess)).
+          - A failed last sync is unhealthy; the time of the last success is the mirror's age
+            for O(max_age_h). A feed that cannot be read gives no signal.
+        type: str
   timeout:
     description:
       - One deadline, in seconds, for the whole probe of all mirrors together.
@@ -111,11 +127,40 @@ options:
     default: ""
   docker_image:
     description:
-      - V(docker) only. A Docker Hub image, such as C(library/hello-world:latest), whose manifest
-        each mirror must serve (HEAD), following the anonymous Bearer-token challenge.
+      - V(docker) only. A Docker Hub image with a pinned tag, such as C(library/python:3.11-slim),
+        that each mirror must serve, as a client pulls it - the anonymous Bearer-token flow,
+        C(HEAD) of the manifest (OCI index, manifest list, v2 and OCI manifest types), then one
+        byte (C(Range)) of one of its blobs, which catches mirrors that serve an allowlist only.
+      - Where mirrors disagree on the tag's C(Docker-Content-Digest), the ones that differ from
+        a O(mirrors[].reference) entry (or from the majority) are unhealthy.
       - Without it a mirror is healthy when C(/v2/) answers like a registry, which does not prove
         that it still mirrors Docker Hub.
     type: str
+  require:
+    description:
+      - Pinned items every mirror must serve, probed at once within the same deadline. A
+        mirror that lacks one is unhealthy (C(lacks torch==2.5.1)).
+      - V(pypi) C(name==version). The project's simple page must list a wheel or sdist of that
+        version (names normalised, filenames parsed, versions compared as PEP 440 C(==) does).
+      - V(conda) C(name=version) (also C(version.*)) or C(name==version), in the
+        C(<channel>/<subdir>) repodata, or the channel's C(noarch).
+      - V(docker) C(repository:tag) (never C(latest)) or C(repository@digest); checked like
+        O(docker_image).
+    type: list
+    elements: str
+    default: []
+  max_serial_lag:
+    description:
+      - V(pypi). A mirror whose serial is more than this behind the highest serial seen in this
+        probe (reference entries included) is unhealthy. V(null) means no limit.
+    type: int
+  max_age_h:
+    description:
+      - A mirror whose last sync (conda C(repodata.json) C(Last-Modified), apt C(InRelease)
+        C(Date), bandersnatch's C(last-modified) file, or O(mirrors[].status_url)) is older
+        than this many hours is unhealthy. V(null) means no limit.
+      - For V(pypi) the bandersnatch stamp (C(<url>/../last-modified)) is fetched only when this is set.
+    type: float
   ca_path:
     description:
       - PEM bundle of the CA certificates to trust (for example a lab CA), instead of the
@@ -154,13 +199,26 @@ EXAMPLES = r"""
     timeout: 3
   register: __pypi_probe
 
-- name: Docker registry mirrors must still serve a pinned Hub image
+- name: Docker registry mirrors must still serve a pinned Hub image, and the lab's images
   gpulab.provision.mirror_probe:
     kind: docker
     mirrors:
       - {name: daocloud, url: "https://docker.m.daocloud.io"}
-    docker_image: library/hello-world:latest
+    docker_image: library/python:3.11-slim
+    require: ["pytorch/pytorch:2.5.1-cuda12.1-cudnn9-runtime"]
     ca_path: /etc/ssl/certs/lab-ca.pem
+
+- name: PyPI mirrors must be current and hold the pinned torch
+  gpulab.provision.mirror_probe:
+    kind: pypi
+    mirrors:
+      - {name: tuna, url: "https://pypi.tuna.tsinghua.edu.cn/simple",
+         status_url: "https://mirrors.tuna.tsinghua.edu.cn/static/tunasync.json#pypi"}
+      - {name: pypi, url: "https://pypi.org/simple", reference: true}
+    require: ["torch==2.5.1", "numpy==2.1.3"]
+    max_serial_lag: 500
+    max_age_h: 24
+    timeout: 5
 
 - name: NVIDIA CUDA apt repository (flat)
   gpulab.provision.mirror_probe:
@@ -217,6 +275,26 @@ results:
         - Compare serials to see how far behind each mirror is.
       type: int
       sample: 24312345
+    lag:
+      description: V(pypi). How many serials behind the highest one in this probe; V(null) without a serial.
+      type: int
+      sample: 756
+    age_h:
+      description: Hours since the mirror's last sync, where it publishes one; V(null) otherwise.
+      type: float
+      sample: 5.2
+    freshness:
+      description: The freshness evidence in words, or C(freshness unknown) when the mirror gives no signal.
+      type: str
+      sample: "serial 51234, lag 756"
+    digests:
+      description: V(docker). C(Docker-Content-Digest) per probed image; V(null) for other kinds.
+      type: dict
+      sample: {"library/python:3.11-slim": "sha256:4b2c..."}
+    reference:
+      description: Whether this entry is a reference (O(mirrors[].reference)).
+      type: bool
+      sample: false
 elapsed_ms:
   description: Milliseconds the whole probe took.
   returned: success
@@ -247,6 +325,8 @@ def argument_spec():
                 name=dict(type="str", required=True),
                 url=dict(type="str", required=True, no_log=False),
                 insecure=dict(type="bool", default=False),
+                reference=dict(type="bool", default=False),
+                status_url=dict(type="str"),
             ),
         ),
         timeout=dict(type="float", default=3.0),
@@ -256,6 +336,9 @@ def argument_spec():
         suite=dict(type="str", default="bookworm"),
         path=dict(type="str", default=""),
         docker_image=dict(type="str"),
+        require=dict(type="list", elements="str", default=[]),
+        max_serial_lag=dict(type="int"),
+        max_age_h=dict(type="float"),
         ca_path=dict(type="path"),
         validate_certs=dict(type="bool", default=True),
     )
@@ -275,7 +358,8 @@ def main():
         for secret in url_secrets(mirror["url"]):
             module.no_log_values.add(secret)
 
-    options = {key: params[key] for key in ("project", "channel", "subdir", "suite", "path", "docker_image")}
+    options = {key: params[key] for key in ("project", "channel", "subdir", "suite", "path", "docker_image", "require",
+                                            "max_serial_lag", "max_age_h")}
     try:
         outcome = run_probe(
             params["kind"],

@@ -20,6 +20,7 @@ from mirror_servers import (
     REGISTRY_HEADERS,
     REPODATA,
     StallingListener,
+    add_image,
     pep503_page,
     pep691_json,
     pypi_mirror,
@@ -223,7 +224,8 @@ def test_results_keep_input_order_and_report_elapsed_and_timeout(servers, refusi
     assert [r["name"] for r in out["results"]] == ["refusing", "good"]
     assert out["timeout"] == 2.0
     assert isinstance(out["elapsed_ms"], int) and out["elapsed_ms"] < 2000
-    assert set(out["results"][0]) == {"name", "url", "healthy", "latency_ms", "http_status", "reason", "serial"}
+    assert set(out["results"][0]) == {"name", "url", "healthy", "latency_ms", "http_status", "reason", "serial",
+                                      "lag", "age_h", "freshness", "digests", "reference"}
 
 
 def test_run_probe_returns_early_when_all_mirrors_answer(servers):
@@ -415,12 +417,14 @@ def _registry_with_token_flow(servers, manifest_status=200, token_status=200):
         auth.url)
     registry.route("/v2/", 401, dict(REGISTRY_HEADERS, **{"WWW-Authenticate": 'Bearer realm="%s/token"' % auth.url}))
 
-    def manifest(handler):
-        if handler.headers.get("Authorization") != "Bearer " + issued:
-            return 401, dict(REGISTRY_HEADERS, **{"WWW-Authenticate": challenge}), ""
-        return manifest_status, dict(REGISTRY_HEADERS, **{"Docker-Content-Digest": "sha256:" + "0" * 64}), ""
+    add_image(registry, "library/hello-world", "latest", token=issued, challenge=challenge)
+    if manifest_status != 200:
+        def manifest(handler):
+            if handler.headers.get("Authorization") != "Bearer " + issued:
+                return 401, dict(REGISTRY_HEADERS, **{"WWW-Authenticate": challenge}), ""
+            return manifest_status, dict(REGISTRY_HEADERS, **{"Docker-Content-Digest": "sha256:" + "0" * 64}), ""
 
-    registry.route("/v2/library/hello-world/manifests/latest", handler=manifest)
+        registry.route("/v2/library/hello-world/manifests/latest", handler=manifest)
     return registry, auth, issued
 
 
@@ -449,7 +453,7 @@ def test_docker_token_endpoint_failure_is_unhealthy(servers):
 
 def test_docker_manifest_without_auth_is_healthy(servers):
     registry = servers().route("/v2/", 200, REGISTRY_HEADERS, "{}")
-    registry.route("/v2/library/busybox/manifests/1.36", 200, REGISTRY_HEADERS, "")
+    add_image(registry, "library/busybox", "1.36")
     assert_healthy(probe_one("docker", registry.url, docker_image="busybox:1.36"))
 
 

@@ -48,7 +48,8 @@ def test_module_returns_results_elapsed_and_timeout(servers, refusing, capsys):
     good_result, down_result = result["results"]
     assert good_result == {"name": "good", "url": good.url + "/simple", "healthy": True,
                            "latency_ms": good_result["latency_ms"], "http_status": 200, "reason": None,
-                           "serial": None}
+                           "serial": None, "lag": None, "age_h": None, "freshness": "freshness unknown",
+                           "digests": None, "reference": False}
     assert isinstance(good_result["latency_ms"], int)
     assert down_result["healthy"] is False and down_result["reason"] == "connection refused"
 

@@ -27,26 +27,16 @@ from __future__ import annotations
 
 import re
 
-from urllib.parse import urlsplit
-
-try:
-    from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import mask_url
-except ImportError:  # pragma: no cover - only when the file is used outside the collection
-    def mask_url(url):
-        return _USERINFO_IN_TEXT.sub(r"\1***@", str(url))
-
-# Any scheme://userinfo@ inside free text (role summaries, reasons).
-_USERINFO_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import (
+    MirrorUrlError,
+    mask_url,
+    parse_mirror_url,
+)
 
 
 def mask_text(text):
-    """Mask credentials in a URL or in free text that contains URLs."""
-    text = str(text)
-    if "://" not in text:
-        return text
-    if not any(char.isspace() for char in text):
-        return mask_url(text)
-    return _USERINFO_IN_TEXT.sub(r"\1***@", text)
+    """Mask credentials in a URL or in free text that contains URLs (one rule: mirror_url.mask_url)."""
+    return mask_url(text)
 
 
 STRATEGIES = ("first_healthy", "fastest")
@@ -54,6 +44,11 @@ ON_ALL_DOWN = ("keep", "fail")
 KINDS = ("pypi", "conda", "docker", "apt", "http")
 STATUSES = ("ok", "pinned", "pin_unhealthy", "kept", "none")
 ENTRY_KEYS = ("name", "url", "insecure")
+# Keys a catalog entry may carry for one kind only: a conda mirror with another layout than
+# <url>/pkgs/<channel> and <url>/cloud/<channel> (conda_mirror renders them).
+KIND_ENTRY_KEYS = {"conda": ("channel_alias", "default_channels", "custom_channels")}
+# mirror_probe's bound for its one deadline.
+MAX_TIMEOUT_S = 3600
 POLICY_KEYS = ("strategy", "timeout_s", "max_latency_ms", "on_all_down")
 # Options of gpulab.provision.mirror_probe that a service may set, per kind.
 SERVICE_OPTIONS = {
@@ -234,34 +229,39 @@ def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=N
 # Catalog validation (preflight)
 
 
-def _shown(value):
-    return repr(mask_url(value)) if isinstance(value, str) else repr(value)
-
-
 def _url_errors(where, url, insecure, kind):
-    if not isinstance(url, str) or not url.strip():
-        return ["%s: must be a non-empty string URL like https://mirror.example/simple" % where]
-    shown = _shown(url)
-    if "://" not in url:
-        return ["%s: %s has no scheme; use https://%s" % (where, shown, mask_url(url).lstrip("/"))]
+    """The one URL check (mirror_url.parse_mirror_url), named after the inventory path."""
     try:
-        parts = urlsplit(url)
-        parts.port  # pylint: disable=pointless-statement  # raises ValueError on a bad port
-    except ValueError:
-        return ["%s: %s does not parse as a URL (bad port?); use https://host[:port]/path" % (where, shown)]
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        return ["%s: %s uses scheme %r; only https:// (or http:// with insecure: true) is supported"
-                % (where, shown, scheme)]
+        parse_mirror_url(url, kind=kind, insecure=insecure is True)
+    except MirrorUrlError as exc:
+        message = str(exc)
+        return ["%s: %s" % (where, message[4:] if message.startswith("url ") else message)]
+    return []
+
+
+def _conda_layout_errors(here, entry, insecure):
     errors = []
-    if not parts.hostname:
-        errors.append("%s: %s has no host; use %s://host[:port]/..." % (where, shown, scheme))
-    if scheme == "http" and insecure is not True:
-        errors.append("%s: %s is plain HTTP; use https://, or set insecure: true on this entry" % (where, shown))
-    if kind == "docker" and (parts.path not in ("", "/") or parts.query or parts.fragment):
-        bare = "%s://%s" % (scheme, parts.netloc.rsplit("@", 1)[-1])
-        errors.append("%s: %s has a path; Docker registry-mirrors take scheme://host[:port] only, use %s"
-                      % (where, shown, bare))
+    if "channel_alias" in entry:
+        errors.extend(_url_errors(here + ".channel_alias", entry["channel_alias"], insecure, "conda"))
+    channels = entry.get("default_channels")
+    if channels is not None:
+        if not isinstance(channels, list) or not channels:
+            errors.append("%s.default_channels: must be a non-empty list of channel URLs" % here)
+        else:
+            for index, url in enumerate(channels):
+                errors.extend(_url_errors("%s.default_channels[%d]" % (here, index), url, insecure, "conda"))
+    custom = entry.get("custom_channels")
+    if custom is not None:
+        if not isinstance(custom, dict) or not custom:
+            errors.append("%s.custom_channels: must be a mapping of channel name -> base URL, e.g. "
+                          "{conda-forge: https://mirror.example/cloud}" % here)
+        else:
+            for name, url in custom.items():
+                if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
+                    errors.append("%s.custom_channels: %r is not a channel name (letters, digits, . _ -)"
+                                  % (here, name))
+                else:
+                    errors.extend(_url_errors("%s.custom_channels.%s" % (here, name), url, insecure, "conda"))
     return errors
 
 
@@ -287,9 +287,9 @@ def _policy_errors(policy):
     if "strategy" in policy and policy["strategy"] not in STRATEGIES:
         errors.append("gpulab_mirror_policy.strategy: %r is unknown; use %s"
                       % (policy["strategy"], " or ".join(STRATEGIES)))
-    if "timeout_s" in policy and not (_is_number(policy["timeout_s"]) and policy["timeout_s"] > 0):
-        errors.append("gpulab_mirror_policy.timeout_s: %r must be a number of seconds > 0, e.g. 3"
-                      % (policy["timeout_s"],))
+    if "timeout_s" in policy and not (_is_number(policy["timeout_s"]) and 0 < policy["timeout_s"] <= MAX_TIMEOUT_S):
+        errors.append("gpulab_mirror_policy.timeout_s: %r must be a number of seconds > 0 and at most %d, e.g. 3"
+                      % (policy["timeout_s"], MAX_TIMEOUT_S))
     ceiling = policy.get("max_latency_ms")
     if ceiling is not None and not (_is_number(ceiling) and ceiling > 0):
         errors.append("gpulab_mirror_policy.max_latency_ms: %r must be a number > 0, or null for no ceiling"
@@ -360,8 +360,9 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
             if not isinstance(entry, dict):
                 errors.append("%s: must be a mapping like {name: tuna, url: https://...}" % here)
                 continue
-            errors.extend("%s: unknown key %r; allowed: %s" % (here, key, ", ".join(ENTRY_KEYS))
-                          for key in entry if key not in ENTRY_KEYS)
+            allowed = ENTRY_KEYS + KIND_ENTRY_KEYS.get(kind, ())
+            errors.extend("%s: unknown key %r; allowed: %s" % (here, key, ", ".join(allowed))
+                          for key in entry if key not in allowed)
             name = entry.get("name")
             if not isinstance(name, str) or not name.strip():
                 errors.append("%s.name: missing; give each mirror a short unique name, e.g. tuna" % here)
@@ -378,6 +379,8 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
                 errors.append("%s.url: missing; e.g. url: https://mirror.example/..." % here)
             else:
                 errors.extend(_url_errors(here + ".url", entry["url"], insecure, kind))
+            if kind == "conda":
+                errors.extend(_conda_layout_errors(here, entry, insecure))
     errors.extend(_policy_errors(policy))
     errors.extend(_pin_errors(pin, names_by_service))
     return errors

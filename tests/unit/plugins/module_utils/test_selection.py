@@ -238,13 +238,14 @@ def test_catalog_not_a_mapping():
 def test_catalog_url_without_scheme_names_path_and_fix():
     mirrors = {"pypi": [{"name": "a", "url": "https://a.example/simple"}, {"name": "b", "url": "https://b.example/s"},
                         {"name": "tuna", "url": "pypi.tuna.tsinghua.edu.cn/simple"}]}
-    assert errors_for(mirrors) == ["gpulab_mirrors.pypi[2].url: 'pypi.tuna.tsinghua.edu.cn/simple' has no scheme; "
-                                   "use https://pypi.tuna.tsinghua.edu.cn/simple"]
+    assert errors_for(mirrors) == ["gpulab_mirrors.pypi[2].url: 'pypi.tuna.tsinghua.edu.cn/simple': scheme must be http or "
+                                   "https, not missing; use https://pypi.tuna.tsinghua.edu.cn/simple"]
 
 
 def test_catalog_host_port_without_scheme_is_no_scheme():
     errors = errors_for({"pypi": [{"name": "a", "url": "localhost:8080/simple"}]})
-    assert errors == ["gpulab_mirrors.pypi[0].url: 'localhost:8080/simple' has no scheme; use https://localhost:8080/simple"]
+    assert errors == ["gpulab_mirrors.pypi[0].url: 'localhost:8080/simple': scheme must be http or https, not missing; "
+                      "use https://localhost:8080/simple"]
 
 
 def test_catalog_unknown_service_without_kind():
@@ -284,20 +285,19 @@ def test_catalog_duplicate_names():
 
 def test_catalog_file_scheme_is_refused():
     errors = errors_for({"pypi": [{"name": "a", "url": "file:///srv/pypi"}]})
-    assert errors == ["gpulab_mirrors.pypi[0].url: 'file:///srv/pypi' uses scheme 'file'; "
-                      "only https:// (or http:// with insecure: true) is supported"]
+    assert errors == ["gpulab_mirrors.pypi[0].url: 'file:///srv/pypi': scheme must be http or https, not 'file'"]
 
 
 def test_catalog_plain_http_needs_insecure():
     errors = errors_for({"pypi": [{"name": "a", "url": "http://10.0.0.5/simple"}]})
-    assert errors == ["gpulab_mirrors.pypi[0].url: 'http://10.0.0.5/simple' is plain HTTP; use https://, "
-                      "or set insecure: true on this entry"]
+    assert errors == ["gpulab_mirrors.pypi[0].url: 'http://10.0.0.5/simple' is plain http: use https, "
+                      "or set insecure: true for this mirror"]
 
 
 def test_catalog_docker_url_with_path_suggests_bare_host():
     errors = errors_for({"docker": [{"name": "d", "url": "https://u:pw@mirror.example:5000/v2/"}]})
-    assert errors == ["gpulab_mirrors.docker[0].url: 'https://***@mirror.example:5000/v2/' has a path; Docker "
-                      "registry-mirrors take scheme://host[:port] only, use https://mirror.example:5000"]
+    assert errors == ["gpulab_mirrors.docker[0].url: 'https://***@mirror.example:5000/v2/': Docker registry-mirrors "
+                      "must be scheme://host[:port], without a path; use https://mirror.example:5000"]
 
 
 def test_catalog_unknown_key_in_entry():
@@ -337,7 +337,7 @@ def test_policy_unknown_key_is_an_error():
 
 def test_policy_boolean_timeout_is_an_error():
     errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}]}, policy={"timeout_s": True})
-    assert errors == ["gpulab_mirror_policy.timeout_s: True must be a number of seconds > 0, e.g. 3"]
+    assert errors == ["gpulab_mirror_policy.timeout_s: True must be a number of seconds > 0 and at most 3600, e.g. 3"]
 
 
 def test_pin_to_unknown_mirror_is_an_error():
@@ -353,3 +353,64 @@ def test_pin_to_unknown_service_is_an_error():
 
 def test_pin_null_value_means_no_pin():
     assert errors_for({"pypi": [{"name": "tuna", "url": "https://a.example"}]}, pin={"pypi": None}) == []
+
+
+# ------------------------------------------------------------------ issue 8 regressions
+
+
+def _catalog(url, kind="pypi", **extra):
+    entry = dict({"name": "m", "url": url}, **extra)
+    return {kind: [entry]}, {kind: {"kind": kind}}
+
+
+@pytest.mark.parametrize("url", [
+    "https://h/simple\n[global]\nextra-index-url = https://evil/simple",
+    'https://h/simple"\nx = "y',
+    "https://h/sim ple",
+    "https://h/simple\\",
+])
+def test_catalog_refuses_urls_that_could_change_a_config_file(url):
+    mirrors, services = _catalog(url)
+    errors = mirror_catalog_errors(mirrors, services)
+    assert len(errors) == 1 and errors[0].startswith("gpulab_mirrors.pypi[0].url: ")
+    assert "percent-encode" in errors[0]
+
+
+def test_catalog_password_with_slash_is_never_shown():
+    mirrors, services = _catalog("https://alice:s3/cr#et@h/simple")
+    errors = mirror_catalog_errors(mirrors, services)
+    assert errors and "s3/cr" not in errors[0] and "alice" not in errors[0]
+
+
+def test_catalog_refuses_query_tokens():
+    mirrors, services = _catalog("https://h/simple?token=abc")
+    errors = mirror_catalog_errors(mirrors, services)
+    assert errors and "query string" in errors[0] and "abc" not in errors[0]
+
+
+def test_catalog_refuses_docker_credentials():
+    mirrors, services = _catalog("https://u:p@hub.example", kind="docker")
+    errors = mirror_catalog_errors(mirrors, services)
+    assert errors and "docker login" in errors[0] and ":p@" not in errors[0]
+
+
+def test_policy_timeout_beyond_the_probe_bound_names_the_variable():
+    assert mirror_catalog_errors(*_catalog("https://h/simple"), policy={"timeout_s": 7200}) == [
+        "gpulab_mirror_policy.timeout_s: 7200 must be a number of seconds > 0 and at most 3600, e.g. 3"]
+
+
+def test_conda_entry_may_describe_its_own_layout():
+    mirrors, services = _catalog("https://conda.example/anaconda", kind="conda",
+                                 channel_alias="https://conda.example/cloud",
+                                 default_channels=["https://conda.example/pkgs/main"],
+                                 custom_channels={"conda-forge": "https://conda.example/cloud"})
+    assert mirror_catalog_errors(mirrors, services) == []
+    mirrors["conda"][0]["channel_alias"] = "https://conda.example/cloud\nssl_verify: false"
+    errors = mirror_catalog_errors(mirrors, services)
+    assert len(errors) == 1 and errors[0].startswith("gpulab_mirrors.conda[0].channel_alias: ")
+
+
+def test_layout_keys_are_conda_only():
+    mirrors, services = _catalog("https://h/simple", channel_alias="https://h/cloud")
+    assert mirror_catalog_errors(mirrors, services) == [
+        "gpulab_mirrors.pypi[0]: unknown key 'channel_alias'; allowed: name, url, insecure"]

@@ -47,16 +47,16 @@ def _kit_entries(manifest, manifest_path, manifest_source, manifest_base):
     for n, e in enumerate(manifest["images"]):
         if not isinstance(e, dict):
             raise ValueError("%s: images[%d] is not a mapping" % (where, n))
-        file = str(e.get("file") or "")
-        entry = {"name": e.get("name") or file, "source": manifest_source, "checksum": e.get("sha256") or "",
+        fname = str(e.get("file") or "")
+        entry = {"name": e.get("name") or fname, "source": manifest_source, "checksum": e.get("sha256") or "",
                  "id": e.get("id") or "", "refs": e.get("refs") or [], "size": e.get("size") or 0,
                  "from_manifest": True, "_where": "%s images[%d]" % (where, n)}
         if manifest_source == "controller":
-            entry["path"] = posixpath.dirname(manifest_path) + "/" + file
+            entry["path"] = posixpath.dirname(manifest_path) + "/" + fname
         elif manifest_source == "host":
-            entry["path"] = base + "/" + file
+            entry["path"] = base + "/" + fname
         else:
-            entry["url"] = base + "/" + quote(file, safe="/")
+            entry["url"] = base + "/" + quote(fname, safe="/")
         out.append(entry)
     return out
 
@@ -66,8 +66,8 @@ def _entry(e, where, staging, retag, allow_latest):
     problems = []
     source = _given(e, "source") or "controller"
     src = str((_given(e, "url") if source == "url" else _given(e, "path")) or "")
-    file = posixpath.basename(urlsplit(src).path if source == "url" else src) if src else ""
-    name = str(_given(e, "name") or file)
+    fname = posixpath.basename(urlsplit(src).path if source == "url" else src) if src else ""
+    name = str(_given(e, "name") or fname)
     label = "%s (%s)" % (where, name) if name else where
     checksum = str(_given(e, "checksum") or _given(e, "sha256") or "").strip()
     try:
@@ -86,7 +86,7 @@ def _entry(e, where, staging, retag, allow_latest):
             check_fetch_url(src)
         except ImageArchiveError as exc:
             problems.append(exc.msg)
-    if src and not file:
+    if src and not fname:
         problems.append("%s names no file" % ("url" if source == "url" else "path"))
     if source in ("controller", "url") and hexpart is None and not problems:
         problems.append("checksum (sha256:<64 hex>) is required for source %s" % source)
@@ -95,14 +95,14 @@ def _entry(e, where, staging, retag, allow_latest):
         problems.append("retag must be a prefix string or a mapping {archive tag or image ID: new name}")
     if problems:
         return label, None, problems
-    staged = (staging + "/" + file) if source in ("controller", "url") else ""
+    staged = (staging + "/" + fname) if source in ("controller", "url") else ""
     allow = e.get("allow_latest")
     return label, {
         "name": name,
         "source": source,
         "src": src,
         "checksum": ("sha256:" + hexpart) if hexpart else "",
-        "file": file,
+        "file": fname,
         "staged": staged,
         "archive": staged or src,
         "retag": entry_retag,

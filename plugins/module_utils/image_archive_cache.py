@@ -82,4 +82,3 @@ class ManifestCache(object):
             return True
         except (OSError, ValueError, TypeError):
             return False
-

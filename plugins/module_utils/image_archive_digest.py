@@ -27,7 +27,6 @@ def parse_checksum(value):
     return hexpart
 
 
-
 def hash_file(path):
     """(sha256 hex, bytes read) of the whole file, streaming."""
     raw = open_archive(path, "none").raw
@@ -36,7 +35,6 @@ def hash_file(path):
         return raw.hexdigest(), raw.bytes_read
     finally:
         raw.close()
-
 
 
 def checksum_mismatch(path, expected, actual):

@@ -196,4 +196,3 @@ class ContainerdEngine(object):
         if rc != 0:
             raise ImageArchiveError("ctr images tag %s %s failed: %s" % (src, ref, (err or out or "").strip()),
                                     kind="engine")
-

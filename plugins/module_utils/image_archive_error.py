@@ -23,4 +23,3 @@ class ImageArchiveError(Exception):
         self.msg = msg
         self.kind = kind
         self.details = details
-

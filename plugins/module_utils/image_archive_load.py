@@ -139,4 +139,3 @@ def stream_into(path, compression, sink, expected_sha256=None, known_sha256=None
     finally:
         source.close()
         raw.close()
-

@@ -253,4 +253,3 @@ def scan_archive(path, compression=None):
     finally:
         source.close()
         raw.close()
-

@@ -116,7 +116,6 @@ def plan(images, targets, present_ids, ref_ids, force=False):
     return out
 
 
-
 def wanted_names(image_id, tags, retag=None):
     """Every name (normalized) an image must carry after a load: its archive tags plus the extra names
     that ``retag`` (a prefix string or a mapping) gives it, by the rules of :func:`retag_targets`.

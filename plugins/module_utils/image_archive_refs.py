@@ -82,4 +82,3 @@ def is_latest(ref):
     if digest is not None and tag is None:
         return False
     return tag is None or tag == "latest"
-

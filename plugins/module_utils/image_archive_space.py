@@ -22,7 +22,6 @@ def free_bytes(path):
     return probe, st.f_bavail * st.f_frsize
 
 
-
 def check_space(directory, uncompressed_size, min_free_bytes=0):
     """{path, needed, available} for a load of ``uncompressed_size`` bytes; ImageArchiveError(kind='space')
     when the file system of ``directory`` (or its nearest existing parent) has less than

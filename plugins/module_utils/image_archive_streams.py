@@ -41,7 +41,6 @@ def check_file(path):
     return st
 
 
-
 def detect_compression(path):
     """'none', 'gzip', 'zstd', 'xz' or 'bzip2', from the first bytes (the file name is not trusted)."""
     with open(path, "rb") as f:
@@ -56,7 +55,6 @@ def detect_compression(path):
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in bz_block:
         return "bzip2"
     return "none"
-
 
 
 class _RawReader(object):
@@ -202,7 +200,6 @@ def open_archive(path, compression, hashing=True):
         raise
 
 
-
 def drain_count(source):
     """Read a stream to its end; the number of bytes it still had."""
     total = 0
@@ -211,4 +208,3 @@ def drain_count(source):
         if not data:
             return total
         total += len(data)
-

@@ -174,4 +174,3 @@ def iter_tar(tarbytes):
         if not tarbytes.skip(member.remaining + padded):
             raise ImageArchiveError("%s (%s is cut short)" % (MSG_TRUNCATED, member.name),
                                     kind="truncated")
-

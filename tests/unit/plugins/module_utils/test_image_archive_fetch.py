@@ -18,6 +18,7 @@ from image_archive_helpers import (  # shared with the other image_archive tests
 from ansible_collections.gpulab.provision.plugins.module_utils import image_archive_fetch as ia_fetch
 from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_error import ImageArchiveError
 
+
 @pytest.fixture
 def server():
     srv = FileServer({"/kit/a.tar": os.urandom(300000)})

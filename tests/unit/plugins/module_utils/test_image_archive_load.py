@@ -52,7 +52,7 @@ def test_real_checksum_verified_while_streaming(real, tmp_path):
     for variant in ("tar", "tar.gz"):
         sink = FileSink()
         res = ia_load.stream_into(real[variant], ia_streams.detect_compression(real[variant]), sink,
-                             expected_sha256=sha(open(real[variant], "rb").read()), hold_back=1024)
+                                  expected_sha256=sha(open(real[variant], "rb").read()), hold_back=1024)
         assert sink.state == "committed"
         assert out.read_bytes() == open(real["tar"], "rb").read()
         assert res["tar_bytes"] == os.path.getsize(real["tar"])

@@ -33,7 +33,7 @@ def test_latest_refused_and_allowed():
 def test_retag_mapping_and_prefix():
     images = [IMG, UNTAGGED]
     t = ia_plan.retag_targets(images, retag={"docker.io/pytorch/pytorch:2.1-cuda12.1": "lab/pytorch:2.1",
-                                        "222222222222": "lab/unnamed:1"})
+                                             "222222222222": "lab/unnamed:1"})
     assert t == {IMG["id"]: ["lab/pytorch:2.1"], UNTAGGED["id"]: ["lab/unnamed:1"]}
     t = ia_plan.retag_targets(images, prefix="registry.lab.internal/mirror")
     assert t == {IMG["id"]: ["registry.lab.internal/mirror/pytorch/pytorch:2.1-cuda12.1"], UNTAGGED["id"]: []}

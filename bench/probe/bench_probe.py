@@ -12,9 +12,12 @@ answer, the rest are healthy PEP 503 pages) this measures, in one run:
   client that tries mirrors in order would. A dead mirror costs D there, so the baseline is about
   (N/2)*D; when that would push the whole bench past ~2 minutes, the remaining dead mirrors are
   estimated from the ones measured and the figure is marked "~".
+- the requirement row: 20 mirrors (half stalling) x 10 pinned requirements (``require``, each a
+  project page the healthy mirrors serve), one deadline D for everything: the pins of a mirror are
+  probed at once, so the wall time stays about D however long the list.
 
 Traffic stays on 127.0.20.0/24 (the bench's block in docs/CONVENTIONS.md); proxies are ignored.
-Usage: bench/probe/run [--deadline SECONDS] [--sizes 5,20,50] [--runs 3] [--json PATH]
+Usage: bench/probe/run [--deadline SECONDS] [--sizes 5,20,50] [--runs 3] [--pins 10] [--json PATH]
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ for _path in (os.path.join(ROOT, "collections"), os.path.join(ROOT, "tests", "un
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from mirror_servers import MirrorServer, StallingListener, pypi_mirror  # noqa: E402
+from mirror_servers import MirrorServer, StallingListener, pep503_page, pypi_mirror  # noqa: E402
 
 from ansible_collections.gpulab.provision.plugins.module_utils.probe import run_probe  # noqa: E402
 
 BENCH_NET = "127.0.20."
 BASELINE_BUDGET_S = 75.0  # total seconds the sequential baselines may take, all sizes together
 GOAL_RATIO = 1.2
+PIN_ROW_MIRRORS = 20
 
 
 def parse_args(argv):
@@ -45,6 +49,7 @@ def parse_args(argv):
     parser.add_argument("--deadline", type=float, default=float(os.environ.get("BENCH_PROBE_DEADLINE", "2.0")))
     parser.add_argument("--sizes", default="5,20,50")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pins", type=int, default=10, help="pinned requirements in the requirement row (0: no row)")
     parser.add_argument("--json", default=os.path.join(ROOT, "bench", "results", "probe.json"))
     args = parser.parse_args(argv)
     args.sizes = sorted({int(n) for n in args.sizes.split(",") if n.strip()})
@@ -54,11 +59,16 @@ def parse_args(argv):
         parser.error("deadline must be between 0.1 and 10 seconds")
     if not 1 <= args.runs <= 10:
         parser.error("runs must be between 1 and 10")
+    if not 0 <= args.pins <= 100:
+        parser.error("pins must be between 0 and 100")
     return args
 
 
-def start_mirrors(count):
-    """Mirror i on 127.0.20.(i+1): even i healthy, odd i dead. Returns (servers, mirrors)."""
+def start_mirrors(count, pins=0):
+    """Mirror i on 127.0.20.(i+1): even i healthy, odd i dead. Returns (servers, mirrors).
+
+    Healthy mirrors also serve the project pages of ``pins`` requirements ``p0==1.0`` ...
+    """
     servers, mirrors = [], []
     for index in range(count):
         host = BENCH_NET + str(index + 1)
@@ -66,7 +76,11 @@ def start_mirrors(count):
             server = StallingListener(host).start()
             url = server.url + "/simple"
         else:
-            server = pypi_mirror(MirrorServer(host)).start()
+            server = pypi_mirror(MirrorServer(host))
+            for pin in range(pins):
+                server.route("/simple/p%d/" % pin, 200, {"Content-Type": "text/html"},
+                             pep503_page(["p%d-1.0-py3-none-any.whl" % pin, "p%d-1.0.tar.gz" % pin]))
+            server.start()
             url = server.url + "/simple"
         servers.append(server)
         mirrors.append({"name": "m%03d" % index, "url": url, "insecure": True, "dead": bool(index % 2)})
@@ -77,9 +91,9 @@ def as_input(mirrors):
     return [{"name": m["name"], "url": m["url"], "insecure": m["insecure"]} for m in mirrors]
 
 
-def timed_probe(mirrors, deadline):
+def timed_probe(mirrors, deadline, require=None):
     started = time.monotonic()
-    out = run_probe("pypi", as_input(mirrors), deadline)
+    out = run_probe("pypi", as_input(mirrors), deadline, require=require)
     elapsed = time.monotonic() - started
     wrong = sum(1 for m, r in zip(mirrors, out["results"]) if r["healthy"] == m["dead"])
     return elapsed, wrong
@@ -100,6 +114,22 @@ def sequential_baseline(mirrors, deadline, budget_s):
     return total, estimated
 
 
+def requirement_row(mirrors, pins, deadline, runs):
+    """20 mirrors, half stalling, each asked for ``pins`` pinned requirements, one deadline."""
+    require = ["p%d==1.0" % pin for pin in range(pins)]
+    measured = [timed_probe(mirrors, deadline, require) for _run in range(runs)]
+    times = [elapsed for elapsed, _wrong in measured]
+    healthy = [mirror for mirror in mirrors if not mirror["dead"]]
+    healthy_times = [timed_probe(healthy, deadline, require)[0] for _run in range(runs)]
+    return {
+        "mirrors": len(mirrors), "dead": sum(1 for m in mirrors if m["dead"]), "pins": pins, "deadline_s": deadline,
+        "probe_s_median": round(statistics.median(times), 3), "probe_s_max": round(max(times), 3),
+        "ratio_max_to_deadline": round(max(times) / deadline, 3),
+        "healthy_only_ms_median": round(statistics.median(healthy_times) * 1000, 1),
+        "misclassified": max(wrong for _elapsed, wrong in measured),
+    }
+
+
 def main(argv=None):
     args = parse_args(argv)
     for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
@@ -107,7 +137,7 @@ def main(argv=None):
     deadline = args.deadline
     largest = args.sizes[-1]
 
-    servers, all_mirrors = start_mirrors(largest)
+    servers, all_mirrors = start_mirrors(max(largest, PIN_ROW_MIRRORS if args.pins else 0), args.pins)
     healthy_pool = [m for m in all_mirrors if not m["dead"]]
     rows = []
     try:
@@ -133,6 +163,7 @@ def main(argv=None):
                 "sequential_s": round(baseline, 2), "sequential_estimated": estimated,
                 "speedup": round(baseline / median, 1), "misclassified": wrong,
             })
+        pin_row = requirement_row(all_mirrors[:PIN_ROW_MIRRORS], args.pins, deadline, args.runs) if args.pins else None
     finally:
         for server in servers:
             server.stop()
@@ -150,17 +181,31 @@ def main(argv=None):
             ("~" if row["sequential_estimated"] else "") + "%.2f" % row["sequential_s"], row["speedup"],
             row["all_healthy_ms_median"], row["misclassified"]))
     print()
+    if pin_row:
+        print("%4d %5d %17.3f %14.3f %11.2f   with %d pinned requirements each (require); the %d healthy alone: "
+              "%.1f ms; %d wrong" % (
+                  pin_row["mirrors"], pin_row["dead"], pin_row["probe_s_median"], pin_row["probe_s_max"],
+                  pin_row["ratio_max_to_deadline"], pin_row["pins"], pin_row["mirrors"] - pin_row["dead"],
+                  pin_row["healthy_only_ms_median"], pin_row["misclassified"]))
+        print()
     last = rows[-1]
     ok = last["ratio_max_to_deadline"] <= GOAL_RATIO and all(r["misclassified"] == 0 for r in rows)
     print("goal: probe time <= %.1f x D at N=%d (worst of %d runs): %.2f -> %s" % (
         GOAL_RATIO, last["mirrors"], args.runs, last["ratio_max_to_deadline"], "PASS" if ok else "FAIL"))
+    if pin_row:
+        pins_ok = pin_row["ratio_max_to_deadline"] <= GOAL_RATIO and pin_row["misclassified"] == 0
+        ok = ok and pins_ok
+        print("goal: %d mirrors x %d pins, probe time <= %.1f x D (worst of %d runs): %.2f -> %s" % (
+            pin_row["mirrors"], pin_row["pins"], GOAL_RATIO, args.runs, pin_row["ratio_max_to_deadline"],
+            "PASS" if pins_ok else "FAIL"))
     print("one-at-a-time: each mirror alone with timeout D (a dead one costs D); '~' = partly estimated")
     print("wrong: mirrors classified against expectation (dead reported healthy or the reverse)")
 
     if args.json:
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"deadline_s": deadline, "goal_ratio": GOAL_RATIO, "rows": rows, "pass": ok}, handle, indent=2)
+            json.dump({"deadline_s": deadline, "goal_ratio": GOAL_RATIO, "rows": rows, "requirement_row": pin_row,
+                       "pass": ok}, handle, indent=2)
         print("figures: %s" % os.path.relpath(args.json, ROOT))
     return 0 if ok else 1
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Mirror selection filters: thin glue over plugins/module_utils/selection.py and report.py.
+"""Mirror selection filters: thin glue over plugins/module_utils/selection.py, probe_inputs.py and report.py.
 
 Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter gpulab.provision.<name>).
 """
@@ -12,7 +12,7 @@ from functools import wraps
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpulab.provision.plugins.module_utils import report, selection
+from ansible_collections.gpulab.provision.plugins.module_utils import probe_inputs, report, selection
 
 
 def _named(name, function):
@@ -37,8 +37,12 @@ def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=N
     return selection.mirror_selection(results, catalog_entries, policy=policy, pin=pin, previous=previous)
 
 
-def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
-    return selection.mirror_catalog_errors(mirrors, services, policy=policy, pin=pin)
+def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require=None):
+    return selection.mirror_catalog_errors(mirrors, services, policy=policy, pin=pin, require=require)
+
+
+def mirror_probe_args(service, entries, spec, policy=None, require=None):
+    return probe_inputs.probe_args(service, entries, spec, policy=policy, require=require)
 
 
 def mirror_report(hostvars, hosts=None, output="text"):
@@ -60,6 +64,7 @@ class FilterModule:
                 ("rank_mirrors", rank_mirrors),
                 ("mirror_selection", mirror_selection),
                 ("mirror_catalog_errors", mirror_catalog_errors),
+                ("mirror_probe_args", mirror_probe_args),
                 ("mirror_report", mirror_report),
             )
         }

@@ -246,7 +246,7 @@ def digest_consensus(results, references=()):
         served = [(r["name"], r["digests"][image]) for r in results if (r.get("digests") or {}).get(image)]
         by_reference = sorted({digest for name, digest in served if name in references})
         if len(by_reference) == 1:
-            expected, source = by_reference[0], "the reference"
+            expected, source = by_reference[0], "the reference has"
         else:
             counts = {}
             for _name, digest in served:
@@ -254,13 +254,13 @@ def digest_consensus(results, references=()):
             ranked = sorted(counts.items(), key=lambda item: -item[1])
             if len(ranked) < 2 or ranked[0][1] == ranked[1][1]:
                 continue
-            expected, source = ranked[0][0], "%d of %d mirrors" % (ranked[0][1], len(served))
+            expected, source = ranked[0][0], "%d of %d mirrors have" % (ranked[0][1], len(served))
         for result in results:
             digest = (result.get("digests") or {}).get(image)
             if result.get("healthy") and digest and digest != expected:
                 result["healthy"] = False
                 result["latency_ms"] = None
-                result["reason"] = "serves an old digest for %s (%s; %s serve %s)" % (
+                result["reason"] = "serves an old digest for %s (%s; %s %s)" % (
                     image, _short(digest), source, _short(expected))
     return results
 

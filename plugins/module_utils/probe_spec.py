@@ -84,16 +84,15 @@ def split_status_url(value):
 def check_status_url(value, insecure, where):
     """Validate a mirror's ``status_url``; raise :class:`ProbeSpecError` naming ``where``."""
     if not isinstance(value, str) or not value.strip():
-        raise ProbeSpecError("%s: status_url must be a URL such as https://mirrors.example/static/tunasync.json#pypi"
-                             % where)
+        raise ProbeSpecError("%s: must be a URL such as https://mirrors.example/static/tunasync.json#pypi" % where)
     url, name = split_status_url(value)
     if not name:
-        raise ProbeSpecError("%s: status_url %s needs #<name>, the mirror's entry in the feed, e.g. "
+        raise ProbeSpecError("%s: %s needs #<name>, the mirror's entry in the feed, e.g. "
                              "https://mirrors.example/static/tunasync.json#pypi" % (where, mask_url(url)))
     try:
         check_url(url, insecure=insecure)
     except MirrorUrlError as exc:
-        raise ProbeSpecError("%s: status_url: %s" % (where, exc))
+        raise ProbeSpecError("%s: %s" % (where, exc))
 
 
 def validate_mirrors(kind, mirrors):
@@ -131,7 +130,7 @@ def validate_mirrors(kind, mirrors):
             raise ProbeSpecError("mirror %r: reference must be true or false" % name)
         status_url = item.get("status_url")
         if status_url is not None:
-            check_status_url(status_url, insecure, "mirror %r" % name)
+            check_status_url(status_url, insecure, "mirror %r: status_url" % name)
         validated.append(Mirror(name, url, insecure, reference, status_url))
     return validated
 

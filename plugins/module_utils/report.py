@@ -19,7 +19,7 @@ class ReportError(ValueError):
 
 REPORT_PREFIX = "gpulab_report_"
 REPORT_SETTINGS = ("gpulab_report_path", "gpulab_report_hosts")
-_COLUMNS = ("host", "service", "chosen", "latency", "status")
+_COLUMNS = ("host", "service", "chosen", "latency", "lag", "age", "status")
 
 
 def _masked_selection(entry):
@@ -69,8 +69,20 @@ def report_data(hostvars, hosts=None):
     return data
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _latency_text(value):
-    return "%d ms" % value if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+    return "%d ms" % value if _is_number(value) else "-"
+
+
+def _lag_text(value):
+    return "%d" % value if _is_number(value) else "-"
+
+
+def _age_text(value):
+    return "%.1f h" % value if _is_number(value) else "-"
 
 
 def report_text(hostvars, hosts=None):
@@ -80,14 +92,16 @@ def report_text(hostvars, hosts=None):
 
 def format_report(data):
     """The text table of report_data's output (also as read back from the report's JSON file): one
-    row per host and service, each rejected mirror on its own line below the row (short lines: the
-    output callback wraps long ones), then each host's role reports."""
+    row per host and service (the chosen mirror, its latency, PyPI serial lag and hours since its
+    last sync, ``-`` where unknown), each rejected mirror with its evidence on its own line below
+    the row (short lines: the output callback wraps long ones), then each host's role reports."""
     rows = []
     for host in sorted(data):
         for service in sorted(data[host]["mirrors_selected"]):
             entry = data[host]["mirrors_selected"][service] or {}
             rows.append(((host, service, entry.get("name") or "-", _latency_text(entry.get("latency_ms")),
-                          str(entry.get("status", "-"))), entry.get("rejected", [])))
+                          _lag_text(entry.get("lag")), _age_text(entry.get("age_h")), str(entry.get("status", "-"))),
+                         entry.get("rejected", [])))
     lines = []
     if rows:
         widths = [max(len(column), *(len(row[index]) for row, _rejected in rows))

@@ -17,6 +17,9 @@ Policy, in one place:
 - ``max_latency_ms`` is a preference, not a filter: mirrors under the ceiling come first, healthy
   mirrors over it follow. When every healthy mirror is slow, a slow mirror beats no mirror; that
   is what keeps pip and Docker working.
+- Healthy means current too (mirror_probe's freshness and requirement checks). An entry marked
+  ``reference: true`` (pypi.org, say) is probed for comparison and never chosen unless
+  ``use_reference`` is true.
 - A pin to a healthy mirror wins over strategy and ceiling. A pin to an unhealthy or unknown
   mirror is not obeyed: the strategy decides and the status says ``pin_unhealthy``.
 - Nothing healthy: ``on_all_down: keep`` re-uses the previous choice (by name, from the catalog)
@@ -32,6 +35,12 @@ from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import
     mask_url,
     parse_mirror_url,
 )
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import (
+    FRESHNESS_POLICY_KEYS,
+    entry_errors,
+    input_errors,
+    probe_image_errors,
+)
 
 
 def mask_text(text):
@@ -43,22 +52,23 @@ STRATEGIES = ("first_healthy", "fastest")
 ON_ALL_DOWN = ("keep", "fail")
 KINDS = ("pypi", "conda", "docker", "apt", "http")
 STATUSES = ("ok", "pinned", "pin_unhealthy", "kept", "none")
-ENTRY_KEYS = ("name", "url", "insecure")
+ENTRY_KEYS = ("name", "url", "insecure", "reference", "status_url")
 # Keys a catalog entry may carry for one kind only: a conda mirror with another layout than
 # <url>/pkgs/<channel> and <url>/cloud/<channel> (conda_mirror renders them).
 KIND_ENTRY_KEYS = {"conda": ("channel_alias", "default_channels", "custom_channels")}
 # mirror_probe's bound for its one deadline.
 MAX_TIMEOUT_S = 3600
-POLICY_KEYS = ("strategy", "timeout_s", "max_latency_ms", "on_all_down")
+POLICY_KEYS = ("strategy", "timeout_s", "max_latency_ms", "on_all_down") + FRESHNESS_POLICY_KEYS
 # Options of gpulab.provision.mirror_probe that a service may set, per kind.
 SERVICE_OPTIONS = {
     "pypi": ("project",),
     "conda": ("channel", "subdir"),
-    "docker": ("docker_image",),
+    "docker": ("docker_probe_image", "docker_image"),
     "apt": ("suite",),
     "http": ("path",),
 }
-DEFAULT_POLICY = {"strategy": "first_healthy", "timeout_s": 3, "max_latency_ms": None, "on_all_down": "keep"}
+DEFAULT_POLICY = {"strategy": "first_healthy", "timeout_s": 3, "max_latency_ms": None, "on_all_down": "keep",
+                  "use_reference": False}
 
 _STRATEGY_WORDS = {"first_healthy": "first healthy", "fastest": "fastest"}
 
@@ -144,20 +154,28 @@ def _previous_name(previous):
     return previous
 
 
-def _public(entry, latency_ms=None):
+def _public(entry, result=None):
     url = entry["url"]
+    result = result or {}
     return {
         "name": entry["name"],
         "url": url,
         "url_masked": mask_url(url),
         "insecure": bool(entry.get("insecure", False)),
-        "latency_ms": latency_ms,
+        "latency_ms": result.get("latency_ms"),
+        "lag": result.get("lag"),
+        "age_h": result.get("age_h"),
     }
 
 
-def _reason(result):
+REFERENCE_ONLY = "reference entry, not chosen (gpulab_mirror_policy.use_reference: false)"
+
+
+def _reason(result, reference=False):
     if result is None:
         return "not probed"
+    if reference and result.get("healthy"):
+        return REFERENCE_ONLY
     return mask_text(result.get("reason") or ("unhealthy" if not result.get("healthy") else "healthy"))
 
 
@@ -180,11 +198,16 @@ def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=N
             raise SelectionError("result %r is not in the catalog (%s)" % (result["name"], ", ".join(catalog)))
         by_name[result["name"]] = result
 
-    ranked_results = rank_mirrors(results, policy["strategy"], pin, policy["max_latency_ms"])
-    ranked = [_public(catalog[result["name"]], result.get("latency_ms")) for result in ranked_results]
+    # reference entries (reference: true) are probed for comparison; chosen only where the policy says so
+    held_back = set() if policy["use_reference"] else {
+        entry["name"] for entry in catalog_entries if entry.get("reference") is True}
+    candidates = [result for result in results if result["name"] not in held_back]
+    ranked_results = rank_mirrors(candidates, policy["strategy"], pin, policy["max_latency_ms"])
+    ranked = [_public(catalog[result["name"]], result) for result in ranked_results]
     ranked_names = {entry["name"] for entry in ranked}
     rejected = [
-        {"name": entry["name"], "url_masked": mask_url(entry["url"]), "reason": _reason(by_name.get(entry["name"]))}
+        {"name": entry["name"], "url_masked": mask_url(entry["url"]),
+         "reason": _reason(by_name.get(entry["name"]), entry["name"] in held_back)}
         for entry in catalog_entries
         if entry["name"] not in ranked_names
     ]
@@ -200,7 +223,7 @@ def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=N
             status, text = "pinned", "%s chosen (pinned)" % pin
         elif pin is not None:
             status = "pin_unhealthy"
-            pin_why = _reason(by_name[pin]) if pin in by_name else "not in the catalog"
+            pin_why = _reason(by_name[pin], pin in held_back) if pin in by_name else "not in the catalog"
             text = "pin %s not obeyed (%s); %s chosen (%s)" % (pin, pin_why, chosen["name"], how)
         else:
             status, text = "ok", "%s chosen (%s)" % (chosen["name"], how)
@@ -212,7 +235,8 @@ def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=N
         text = "no mirror healthy; keeping the previous choice %s" % previous
     else:
         status = "none"
-        entry = {"name": None, "url": None, "url_masked": None, "insecure": False, "latency_ms": None}
+        entry = {"name": None, "url": None, "url_masked": None, "insecure": False, "latency_ms": None, "lag": None,
+                 "age_h": None}
         if policy["on_all_down"] == "fail":
             text = "no mirror healthy (on_all_down: fail)"
         elif previous is not None:
@@ -273,8 +297,11 @@ def _service_errors(service, spec):
     if kind not in KINDS:
         return ["%s.kind: %r is not a probe kind; use one of: %s" % (where, kind, ", ".join(KINDS))]
     allowed = ("kind",) + SERVICE_OPTIONS[kind]
-    return ["%s: unknown key %r for kind %s; allowed: %s" % (where, key, kind, ", ".join(allowed))
-            for key in spec if key not in allowed]
+    errors = ["%s: unknown key %r for kind %s; allowed: %s" % (where, key, kind, ", ".join(allowed))
+              for key in spec if key not in allowed]
+    if kind == "docker" and spec.get("docker_probe_image") is not None:
+        errors.extend(probe_image_errors(where, spec["docker_probe_image"]))
+    return errors
 
 
 def _policy_errors(policy):
@@ -321,10 +348,11 @@ def _pin_errors(pin, names_by_service):
     return errors
 
 
-def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
+def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require=None):
     """Every problem in the mirror inventory, as messages naming the variable path and the fix.
 
-    An empty list means the catalog, policy and pin are usable.
+    ``require`` is ``gpulab_mirror_require``. An empty list means the catalog, policy, pin and
+    requirements are usable.
     """
     services = services if services is not None else {}
     if not isinstance(mirrors, dict):
@@ -381,6 +409,10 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None):
                 errors.extend(_url_errors(here + ".url", entry["url"], insecure, kind))
             if kind == "conda":
                 errors.extend(_conda_layout_errors(here, entry, insecure))
+            errors.extend(entry_errors(here, entry, insecure))
     errors.extend(_policy_errors(policy))
     errors.extend(_pin_errors(pin, names_by_service))
+    kinds = {service: services[service].get("kind") for service in mirrors
+             if isinstance(services.get(service), dict)}
+    errors.extend(input_errors(kinds, policy, require))
     return errors

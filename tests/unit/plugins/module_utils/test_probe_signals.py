@@ -243,7 +243,7 @@ def test_docker_pull_path_blob_allowlist_and_digest_majority(servers):
     # b serves an OCI index: its digest differs (index vs manifest), and it is in the minority
     assert results["b"]["healthy"] is False and results["b"]["reason"].startswith(
         "serves an old digest for library/python:3.11-slim (sha256:")
-    assert results["old"]["reason"].endswith("3 of 5 mirrors serve %s)" % (results["a"]["digests"]["library/python:3.11-slim"][:19] + "..."))
+    assert results["old"]["reason"].endswith("3 of 5 mirrors have %s)" % (results["a"]["digests"]["library/python:3.11-slim"][:19] + "..."))
     assert results["allowlist"]["reason"] == ("image library/python:3.11-slim: blob refused (HTTP 403; "
                                               "the mirror serves an allowlist only?)")
     assert results["gone"]["reason"] == "image library/python:3.11-slim not found (HTTP 404)"
@@ -258,7 +258,7 @@ def test_docker_reference_decides_the_digest(servers):
                mirror("hub", upstream, "", reference=True)]
     results = by_name(run_probe("docker", mirrors, 2.0, docker_image="python:3.11-slim"))
     assert results["hub"]["healthy"] is True
-    assert results["old1"]["healthy"] is False and "the reference serve" in results["old1"]["reason"]
+    assert results["old1"]["healthy"] is False and "the reference has sha256:" in results["old1"]["reason"]
     assert results["old2"]["healthy"] is False
 
 

@@ -27,8 +27,8 @@ def host_vars():
 
 def test_report_table_has_a_row_per_host_and_service():
     lines = report_text(host_vars()).splitlines()
-    assert lines[0].split() == ["host", "service", "chosen", "latency", "status"]
-    assert lines[2].split() == ["gpu1", "pypi", "b", "41", "ms", "ok"]
+    assert lines[0].split() == ["host", "service", "chosen", "latency", "lag", "age", "status"]
+    assert lines[2].split() == ["gpu1", "pypi", "b", "41", "ms", "-", "-", "ok"]
     assert lines[3] == "      rejected a: connection refused"
 
 
@@ -61,3 +61,12 @@ def test_report_limited_to_given_hosts():
 
 def test_report_without_data_says_so():
     assert report_text({}) == "no mirror selections recorded"
+
+
+def test_report_shows_lag_age_and_each_rejections_evidence():
+    fresh = dict(result("a", latency_ms=12), lag=3, age_h=5.25)
+    stale = dict(result("b", healthy=False, reason="serial 51234 behind 51990 (lag 756 > 500)"), lag=756)
+    selected = mirror_selection([fresh, stale], catalog("a", "b"))
+    lines = report_text({"gpu1": {"gpulab_mirrors_selected": {"pypi": selected}}}).splitlines()
+    assert lines[2].split() == ["gpu1", "pypi", "a", "12", "ms", "3", "5.2", "h", "ok"]
+    assert lines[3] == "      rejected b: serial 51234 behind 51990 (lag 756 > 500)"

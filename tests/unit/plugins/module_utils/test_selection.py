@@ -127,9 +127,9 @@ def test_selection_ok_uses_real_url_from_catalog_and_masks_it():
 
 def test_selection_has_exactly_the_contract_keys():
     selected = mirror_selection([result("a")], catalog("a"))
-    assert set(selected) == {"status", "name", "url", "url_masked", "insecure", "latency_ms", "ranked", "rejected",
-                             "message"}
-    assert set(selected["ranked"][0]) == {"name", "url", "url_masked", "insecure", "latency_ms"}
+    assert set(selected) == {"status", "name", "url", "url_masked", "insecure", "latency_ms", "lag", "age_h", "ranked",
+                             "rejected", "message"}
+    assert set(selected["ranked"][0]) == {"name", "url", "url_masked", "insecure", "latency_ms", "lag", "age_h"}
 
 
 def test_selection_rejects_unhealthy_with_their_reasons():
@@ -302,7 +302,7 @@ def test_catalog_docker_url_with_path_suggests_bare_host():
 
 def test_catalog_unknown_key_in_entry():
     errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example", "insecure_tls": True}]})
-    assert errors == ["gpulab_mirrors.pypi[0]: unknown key 'insecure_tls'; allowed: name, url, insecure"]
+    assert errors == ["gpulab_mirrors.pypi[0]: unknown key 'insecure_tls'; allowed: name, url, insecure, reference, status_url"]
 
 
 def test_catalog_insecure_must_be_boolean():
@@ -332,7 +332,8 @@ def test_policy_bad_values_are_errors():
 
 def test_policy_unknown_key_is_an_error():
     errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example"}]}, policy={"timeout": 3})
-    assert errors == ["gpulab_mirror_policy: unknown key 'timeout'; allowed: strategy, timeout_s, max_latency_ms, on_all_down"]
+    assert errors == ["gpulab_mirror_policy: unknown key 'timeout'; allowed: strategy, timeout_s, max_latency_ms, on_all_down, "
+                      "max_serial_lag, max_age_h, use_reference"]
 
 
 def test_policy_boolean_timeout_is_an_error():
@@ -413,4 +414,113 @@ def test_conda_entry_may_describe_its_own_layout():
 def test_layout_keys_are_conda_only():
     mirrors, services = _catalog("https://h/simple", channel_alias="https://h/cloud")
     assert mirror_catalog_errors(mirrors, services) == [
-        "gpulab_mirrors.pypi[0]: unknown key 'channel_alias'; allowed: name, url, insecure"]
+        "gpulab_mirrors.pypi[0]: unknown key 'channel_alias'; allowed: name, url, insecure, reference, status_url"]
+
+
+# --------------------------------------------------------------------------------------------
+# freshness and requirements: reference entries, and the new inventory keys
+
+
+def test_reference_entry_is_probed_but_not_chosen():
+    entries = catalog("pypi", "tuna")
+    entries[0]["reference"] = True
+    results = [result("pypi", latency_ms=5), result("tuna", latency_ms=50)]
+    selected = mirror_selection(results, entries, {"strategy": "fastest"})
+    assert selected["name"] == "tuna"
+    assert [item["name"] for item in selected["ranked"]] == ["tuna"]
+    assert selected["rejected"] == [{"name": "pypi", "url_masked": "https://pypi.example/simple",
+                                     "reason": "reference entry, not chosen (gpulab_mirror_policy.use_reference: false)"}]
+
+
+def test_reference_entry_is_chosen_where_the_policy_allows():
+    entries = catalog("tuna", "pypi")
+    entries[1]["reference"] = True
+    results = [result("tuna", healthy=False, reason="serial 1 behind 900 (lag 899 > 500)"), result("pypi")]
+    assert mirror_selection(results, entries, {"use_reference": True})["name"] == "pypi"
+    assert mirror_selection(results, entries, {"use_reference": False}, previous="tuna")["status"] == "kept"
+
+
+def test_pin_to_a_reference_is_not_obeyed_without_use_reference():
+    entries = catalog("tuna", "pypi")
+    entries[1]["reference"] = True
+    selected = mirror_selection([result("tuna"), result("pypi")], entries, pin="pypi")
+    assert selected["status"] == "pin_unhealthy" and selected["name"] == "tuna"
+    assert "pin pypi not obeyed (reference entry, not chosen" in selected["message"]
+
+
+def test_stale_mirror_reason_is_the_evidence_and_lag_is_kept():
+    fresh = dict(result("a"), lag=0, age_h=1.5)
+    stale = dict(result("b", healthy=False, reason="serial 51234 behind 51990 (lag 756 > 500)"), lag=756)
+    selected = mirror_selection([stale, fresh], catalog("b", "a"))
+    assert (selected["name"], selected["lag"], selected["age_h"]) == ("a", 0, 1.5)
+    assert selected["rejected"][0]["reason"] == "serial 51234 behind 51990 (lag 756 > 500)"
+
+
+DOCKER_AND_PYPI = {"pypi": [{"name": "tuna", "url": "https://p.example/simple"}],
+                   "conda": [{"name": "tuna", "url": "https://c.example/anaconda"}],
+                   "docker": [{"name": "dc", "url": "https://d.example"}],
+                   "apt": [{"name": "deb", "url": "https://deb.example/debian"}]}
+KINDS_OF = {"pypi": {"kind": "pypi"}, "conda": {"kind": "conda"}, "docker": {"kind": "docker"},
+            "apt": {"kind": "apt"}}
+
+
+def test_valid_freshness_and_requirement_inputs_have_no_errors():
+    mirrors = {service: [dict(entry) for entry in entries] for service, entries in DOCKER_AND_PYPI.items()}
+    mirrors["pypi"].append({"name": "pypi", "url": "https://pypi.org/simple", "reference": True,
+                            "status_url": "https://p.example/static/tunasync.json#pypi"})
+    services = dict(KINDS_OF, docker={"kind": "docker", "docker_probe_image": "library/python:3.11-slim"})
+    errors = mirror_catalog_errors(
+        mirrors, services, policy={"max_serial_lag": 500, "max_age_h": {"conda": 48, "apt": 24}, "use_reference": False},
+        require={"pypi": ["torch==2.5.1", "numpy==2.1.3"], "conda": ["pytorch=2.5.1"],
+                 "docker": ["pytorch/pytorch:2.5.1-cuda12.1-cudnn9-runtime"]})
+    assert errors == []
+
+
+def test_bad_requirements_are_named_with_the_fix():
+    errors = mirror_catalog_errors(DOCKER_AND_PYPI, KINDS_OF, require={
+        "pypi": ["torch==2.5.1", "torch>=2.5"], "conda": ["pytorch"], "docker": ["pytorch/pytorch:latest"],
+        "apt": ["x"], "npm": ["left-pad==1.3.0"]})
+    assert errors == [
+        "gpulab_mirror_require.pypi[1]: 'torch>=2.5' is not a pinned PyPI requirement; write name==version, "
+        "e.g. torch==2.5.1",
+        "gpulab_mirror_require.conda[0]: 'pytorch' is not a pinned conda requirement; write name=version, "
+        "e.g. pytorch=2.5.1",
+        "gpulab_mirror_require.docker[0]: 'pytorch/pytorch:latest' is not pinned; name a tag (e.g. "
+        "pytorch/pytorch:2.5.1-cuda12.1-cudnn9-runtime) or a digest, never latest",
+        "gpulab_mirror_require.apt: kind apt has no requirements; only pypi, conda and docker services take them",
+        "gpulab_mirror_require.npm: 'npm' is not a service of gpulab_mirrors (apt, conda, docker, pypi); "
+        "remove it or add the service",
+    ]
+    assert mirror_catalog_errors(DOCKER_AND_PYPI, KINDS_OF, require=["torch==2.5.1"]) == [
+        "gpulab_mirror_require: must be a mapping of service -> list of pinned items, e.g. {pypi: ['torch==2.5.1']}"]
+    assert mirror_catalog_errors(DOCKER_AND_PYPI, KINDS_OF, require={"pypi": "torch==2.5.1"}) == [
+        "gpulab_mirror_require.pypi: must be a list of pinned items, e.g. ['torch==2.5.1']"]
+
+
+def test_bad_freshness_policy_is_named_with_the_fix():
+    errors = mirror_catalog_errors(DOCKER_AND_PYPI, KINDS_OF, policy={
+        "max_serial_lag": -1, "max_age_h": {"conda": "2d", "nope": 3}, "use_reference": "yes"})
+    assert errors == [
+        "gpulab_mirror_policy.max_serial_lag: -1 must be a whole number of serials >= 0 (e.g. 500), a mapping of "
+        "service -> limit, or null",
+        "gpulab_mirror_policy.max_age_h.conda: '2d' must be a number of hours > 0 (e.g. 24) or null",
+        "gpulab_mirror_policy.max_age_h.nope: 'nope' is not a service of gpulab_mirrors (apt, conda, docker, pypi); "
+        "remove it",
+        "gpulab_mirror_policy.use_reference: 'yes' must be true or false",
+    ]
+
+
+def test_bad_reference_status_url_and_probe_image_are_named_with_the_fix():
+    mirrors = {"pypi": [{"name": "a", "url": "https://a.example/simple", "reference": "yes",
+                         "status_url": "https://a.example/static/tunasync.json"}],
+               "docker": [{"name": "d", "url": "https://d.example",
+                           "status_url": "http://d.example/api/v1/metas#docker"}]}
+    services = {"pypi": {"kind": "pypi"}, "docker": {"kind": "docker", "docker_probe_image": "python"}}
+    errors = mirror_catalog_errors(mirrors, services)
+    assert errors[0].startswith("gpulab_mirrors.pypi[0].reference: 'yes' must be true or false")
+    assert errors[1] == ("gpulab_mirrors.pypi[0].status_url: https://a.example/static/tunasync.json needs #<name>, "
+                         "the mirror's entry in the feed, e.g. https://mirrors.example/static/tunasync.json#pypi")
+    assert errors[2] == ("gpulab_mirror_services.docker.docker_probe_image: 'python' is not pinned; name a tag (e.g. "
+                         "pytorch/pytorch:2.5.1-cuda12.1-cudnn9-runtime) or a digest, never latest")
+    assert errors[3].startswith("gpulab_mirrors.docker[0].status_url: ") and "insecure" in errors[3]
+    assert len(errors) == 4

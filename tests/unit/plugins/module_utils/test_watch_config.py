@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The watcher's configuration from the inventory: same files and options as the config roles."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError
+from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
+
+MIRRORS = {
+    "pypi": [{"name": "tuna", "url": "https://pypi.tuna.example/simple"}],
+    "conda": [{"name": "tuna", "url": "https://mirrors.tuna.example/anaconda"}],
+    "docker": [{"name": "dao", "url": "https://docker.m.example"}],
+    "nvidia_cuda": [{"name": "nv", "url": "https://developer.download.example/compute/cuda/repos/debian12/x86_64"}],
+}
+SERVICES = {"pypi": {"kind": "pypi", "project": "pip"}, "conda": {"kind": "conda", "channel": "pkgs/main"},
+            "docker": {"kind": "docker"}, "nvidia_cuda": {"kind": "apt", "suite": "/"}}
+
+
+def test_only_services_with_client_files_are_watched():
+    got = watch_config(MIRRORS, SERVICES)
+    assert got["services"] == ["conda", "docker", "pypi"]  # apt repositories are Ansible's alone
+    clients = {s: [c["client"] for c in v["clients"]] for s, v in got["config"]["services"].items()}
+    assert clients == {"pypi": ["pip_conf", "uv_toml"], "conda": ["condarc"], "docker": ["daemon_json", "hosts_toml"]}
+    assert got["sensitive"] is False
+    assert got["config"]["confirm"] == 2 and got["config"]["policy"]["timeout_s"] == 3
+
+
+def test_options_follow_the_config_roles_variables():
+    got = watch_config(MIRRORS, SERVICES, clients={
+        "pip": {"conf_path": "/etc/xdg/pip/pip.conf", "manage_uv": False, "timeout": 5},
+        "docker": {"containerd_certs_dir": "/etc/containerd/certs.d/", "unit": "docker.service"}})
+    pypi = got["config"]["services"]["pypi"]["clients"]
+    assert [c["path"] for c in pypi] == ["/etc/xdg/pip/pip.conf"]
+    assert pypi[0]["options"]["timeout"] == 5 and pypi[0]["options"]["retries"] == 2
+    docker = got["config"]["services"]["docker"]["clients"]
+    assert docker[0]["options"]["mirrors_only"] is True and docker[0]["reload"] == "docker.service"
+    assert docker[1]["path"] == "/etc/containerd/certs.d/docker.io/hosts.toml"
+
+
+def test_credentials_make_it_sensitive():
+    mirrors = dict(MIRRORS, pypi=[{"name": "lab", "url": "https://user:token@pypi.lab.example/simple"}])
+    assert watch_config(mirrors, SERVICES)["sensitive"] is True
+
+
+def test_pins_and_service_subset():
+    got = watch_config(MIRRORS, SERVICES, pin={"pypi": "tuna"}, only=["pypi"])
+    assert list(got["config"]["services"]) == ["pypi"]
+    assert got["config"]["services"]["pypi"]["pin"] == "tuna"
+
+
+def test_bad_inventory_fails_naming_the_variable():
+    with pytest.raises(WatchError, match=r"gpulab_mirrors.pypi\[0\].url"):
+        watch_config({"pypi": [{"name": "x", "url": "pypi.example/simple"}]}, SERVICES)
+    with pytest.raises(WatchError, match="mirror_watch_services"):
+        watch_config(MIRRORS, SERVICES, only=["pip"])
+    with pytest.raises(WatchError, match="mirror_watch_confirm"):
+        watch_config(MIRRORS, SERVICES, settings={"confirm": 0})

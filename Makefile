@@ -10,12 +10,13 @@ export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help deps host venv image lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench build clean \
-  artifact-check
+  artifact-check tools-venv docs docs-lint
 
 help:
 	@echo "make test   lint, sanity, unit and every Molecule scenario (installs what it needs)"
 	@echo "make demo   a local lab: containers + mirrors on 127.0.10.x, one dead, provisioned by site.yml"
 	@echo "make bench  the benchmarks under bench/ (ratios against a baseline, one run)"
+	@echo "make docs   the HTML documentation site in build/docs/html (antsibull-docs + Sphinx)"
 
 host:
 	bash scripts/host-deps.sh
@@ -47,6 +48,16 @@ artifact-check: build
 sanity: build
 	bash scripts/sanity.sh
 
+# Docs tooling: a venv of its own (.venv-tools).
+tools-venv:
+	bash scripts/tools-venv.sh
+
+docs: tools-venv
+	bash scripts/docs.sh build
+
+docs-lint: tools-venv
+	bash scripts/docs.sh lint
+
 unit: venv
 	python -m pytest -q tests/unit
 
@@ -56,7 +67,7 @@ molecule: deps
 	  docker volume ls -q --filter name=gpulab-molecule-$$s- | xargs -r docker volume rm >/dev/null 2>&1 || true; \
 	  [ $$rc -eq 0 ] || exit $$rc; done
 
-test: deps lint artifact-check sanity unit molecule
+test: deps lint artifact-check docs-lint sanity unit molecule
 	@echo "make test: all passed"
 
 demo: deps

@@ -8,21 +8,8 @@ Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter gp
 
 from __future__ import annotations
 
-from functools import wraps
-
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.gpulab.provision.plugins.module_utils import probe_inputs, report, selection
-
-
-def _named(name, function):
-    @wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except (ValueError, TypeError) as exc:
-            raise AnsibleFilterError("gpulab.provision.%s: %s" % (name, exc)) from exc
-    return wrapper
+from ansible_collections.gpulab.provision.plugins.plugin_utils.filter_errors import named_filter
 
 
 def pick_mirror(results, strategy="first_healthy", pin=None, max_latency_ms=None):
@@ -58,7 +45,7 @@ class FilterModule:
 
     def filters(self):
         return {
-            name: _named(name, function)
+            name: named_filter(name, function)
             for name, function in (
                 ("pick_mirror", pick_mirror),
                 ("rank_mirrors", rank_mirrors),

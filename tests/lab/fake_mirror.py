@@ -7,17 +7,20 @@ Standard library only. Always exits after --lifetime seconds, so nothing lingers
 
     python3 tests/lab/fake_mirror.py --listen 127.0.2.1:8080 --mode pypi [--projects pip,numpy] [--root DIR]
                                      [--lifetime 600] [--pidfile FILE --daemonize] [--log FILE] [--delay 0.5]
+                                     [--serial 4242] [--seed a] [--blob-status 200]
     python3 tests/lab/fake_mirror.py --stop --pidfile FILE
 
 Modes
   pypi      PEP 503 simple index (HTML; PEP 691 JSON when the client asks for it) for --projects,
-            each page ending with <!--SERIAL n--> like bandersnatch mirrors; files under /packages/.
+            each page ending with <!--SERIAL n--> (--serial) like bandersnatch mirrors; files under /packages/.
             With --root, serves that directory instead (a static PEP 503 tree: DIR/simple/<project>/).
   slow      pypi, but every answer is delayed by --delay seconds (healthy, slow).
   stall     accepts TCP connections and never answers (a dead mirror that does not refuse).
   captive   answers 200 with an HTML login page on every path (a captive portal).
   registry  Docker registry API: /v2/ answers 401 with Docker-Distribution-Api-Version and a Bearer
-            challenge; /token hands out a token; manifests answer 200 with a token, 401 without.
+            challenge; /token hands out a token; with a token every repository:tag is one small image
+            (a v2 manifest, its config and one layer, made of --seed), without one 401. Blob GETs
+            answer --blob-status (403: an allowlist mirror).
   conda     any .../<subdir>/repodata.json (and current_repodata.json) is a small valid repodata.
             With --root, serves that directory.
   apt       any .../InRelease, Release or Packages file of a flat ("/") or dists/<suite> repo.
@@ -50,7 +53,7 @@ from urllib.parse import urlsplit
 
 MODES = ("pypi", "slow", "stall", "captive", "registry", "conda", "apt")
 PEP691 = "application/vnd.pypi.simple.v1+json"
-SERIAL = 4242
+SERIAL = 4242  # the default of --serial
 
 
 def normalize(name):
@@ -116,6 +119,7 @@ class Handler(SimpleHTTPRequestHandler):
                         "<input name=\"user\"><input name=\"password\" type=\"password\"></form></body></html>\n")
 
     def _mode_pypi(self):
+        serial = self.server.options.serial
         path = self._path()
         parts = [part for part in path.split("/") if part]
         projects = {normalize(name): name for name in self.server.options.projects}
@@ -130,27 +134,27 @@ class Handler(SimpleHTTPRequestHandler):
             return self._send(404, "not found\n", "text/plain")
         if len(parts) == 1:  # the project list
             if wants_json:
-                body = {"meta": {"api-version": "1.0", "_last-serial": SERIAL},
+                body = {"meta": {"api-version": "1.0", "_last-serial": serial},
                         "projects": [{"name": name} for name in sorted(projects.values())]}
-                return self._send(200, json.dumps(body), PEP691, {"X-PyPI-Last-Serial": str(SERIAL)})
+                return self._send(200, json.dumps(body), PEP691, {"X-PyPI-Last-Serial": str(serial)})
             links = "".join('<a href="/simple/%s/">%s</a>\n' % (key, name) for key, name in sorted(projects.items()))
             return self._send(200, "<!DOCTYPE html>\n<html><body>\n%s</body></html>\n<!--SERIAL %d-->\n"
-                              % (links, SERIAL), headers={"X-PyPI-Last-Serial": str(SERIAL)})
+                              % (links, serial), headers={"X-PyPI-Last-Serial": str(serial)})
         key = normalize(parts[1])
         if key not in projects:
             return self._send(404, "no such project\n", "text/plain")
         files = project_files(projects[key])
         if wants_json:
-            body = {"meta": {"api-version": "1.0", "_last-serial": SERIAL}, "name": key,
+            body = {"meta": {"api-version": "1.0", "_last-serial": serial}, "name": key,
                     "files": [{"filename": filename, "url": "/packages/%s" % filename, "hashes": {"sha256": sha}}
                               for filename, _content, sha in files]}
-            return self._send(200, json.dumps(body), PEP691, {"X-PyPI-Last-Serial": str(SERIAL)})
+            return self._send(200, json.dumps(body), PEP691, {"X-PyPI-Last-Serial": str(serial)})
         links = "".join('<a href="/packages/%s#sha256=%s">%s</a><br/>\n' % (filename, sha, filename)
                         for filename, _content, sha in files)
         return self._send(200, "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.0\">"
                                "<title>Links for %s</title></head><body><h1>Links for %s</h1>\n%s</body></html>\n"
-                               "<!--SERIAL %d-->\n" % (key, key, links, SERIAL),
-                          headers={"X-PyPI-Last-Serial": str(SERIAL)})
+                               "<!--SERIAL %d-->\n" % (key, key, links, serial),
+                          headers={"X-PyPI-Last-Serial": str(serial)})
 
     def _mode_registry(self):
         path = self._path()
@@ -166,16 +170,22 @@ class Handler(SimpleHTTPRequestHandler):
                 return self._send(200, "{}", "application/json", api)
             return self._send(401, json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}),
                               "application/json", challenge)
-        match = re.match(r"^/v2/(.+)/manifests/([^/]+)$", path)
-        if match:
-            if not authorized:
-                return self._send(401, json.dumps({"errors": [{"code": "UNAUTHORIZED"}]}), "application/json", challenge)
-            manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                                   "manifests": []})
-            digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
-            return self._send(200, manifest, "application/vnd.oci.image.index.v1+json",
-                              dict(api, **{"Docker-Content-Digest": digest}))
-        return self._send(404, json.dumps({"errors": [{"code": "NAME_UNKNOWN"}]}), "application/json", api)
+        match = re.match(r"^/v2/(.+)/(manifests|blobs)/([^/]+)$", path)
+        if not match:
+            return self._send(404, json.dumps({"errors": [{"code": "NAME_UNKNOWN"}]}), "application/json", api)
+        if not authorized:
+            return self._send(401, json.dumps({"errors": [{"code": "UNAUTHORIZED"}]}), "application/json", challenge)
+        # every repository:tag is the same small image: a v2 manifest, its config and one layer
+        config, layer, manifest = fake_image(self.server.options.seed)
+        if match.group(2) == "manifests":
+            return self._send(200, manifest, MANIFEST_V2, dict(api, **{"Docker-Content-Digest": sha256_of(manifest)}))
+        blobs = {sha256_of(config): config, sha256_of(layer): layer}
+        if match.group(3) not in blobs:
+            return self._send(404, json.dumps({"errors": [{"code": "BLOB_UNKNOWN"}]}), "application/json", api)
+        if self.server.options.blob_status != 200:  # a mirror that serves an allowlist of images only
+            return self._send(self.server.options.blob_status, json.dumps({"errors": [{"code": "DENIED"}]}),
+                              "application/json", api)
+        return self._send(200, blobs[match.group(3)], "application/octet-stream", api)
 
     def _mode_conda(self):
         path = self._path()
@@ -206,6 +216,28 @@ class Handler(SimpleHTTPRequestHandler):
         return self._send(404, "not found\n", "text/plain")
 
 
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def sha256_of(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def fake_image(seed):
+    """``(config, layer, manifest)`` bytes of a tiny image; another seed gives other digests."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers"},
+                         "seed": seed}).encode()
+    layer = ("fake layer " + seed).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST_V2,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
+                   "digest": sha256_of(config)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
+                    "digest": sha256_of(layer)}],
+    }).encode()
+    return config, layer, manifest
+
+
 def parse_listen(value):
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
@@ -225,6 +257,10 @@ def parse_args(argv=None):
     parser.add_argument("--pidfile", help="write the server's pid here; removed on exit")
     parser.add_argument("--daemonize", action="store_true", help="detach once listening (needs --pidfile)")
     parser.add_argument("--log", help="append one line per request here")
+    parser.add_argument("--serial", type=int, default=SERIAL, help="pypi: the serial every page carries (a stale mirror: lower)")
+    parser.add_argument("--seed", default="a", help="registry: what the image is made of (another seed, other digests)")
+    parser.add_argument("--blob-status", type=int, default=200,
+                        help="registry: the status of every blob GET (403: a mirror that serves an allowlist only)")
     parser.add_argument("--stop", action="store_true", help="stop the server whose pid is in --pidfile")
     options = parser.parse_args(argv)
     if options.stop:

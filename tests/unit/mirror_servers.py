@@ -9,14 +9,19 @@ cleanly: handlers that stall wait on an Event that :meth:`MirrorServer.stop` set
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
+import os
 import socket
 import ssl
+import sys
 import threading
 
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lab"))
+
+from fake_mirror import MANIFEST_V2, fake_image, sha256_of  # noqa: E402  (tests/lab, the lab's fake mirror)
 
 
 def _require_loopback(host):
@@ -280,38 +285,25 @@ def healthy_pypi_server(host="127.0.0.1", **kwargs):
 # ------------------------------------------------------------------------------------------
 # A Docker registry's image: manifest (by tag and by digest), optional index, blobs
 
-MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def sha256_digest(data):
-    return "sha256:" + hashlib.sha256(data if isinstance(data, bytes) else data.encode("utf-8")).hexdigest()
 
 
 def add_image(registry, repository, tag, seed="a", blob_status=206, index=False, token=None, challenge=None):
     """Serve ``repository:tag`` on a MirrorServer acting as a registry; return the tag's digest.
 
-    ``seed`` changes the config blob, hence every digest (a registry serving another build of the
-    same tag). ``blob_status`` is what blob GETs answer (403: an allowlist mirror). With ``token``
-    every manifest and blob request needs ``Authorization: Bearer <token>``, else 401 with
-    ``challenge`` in ``WWW-Authenticate``.
+    The image is fake_mirror's (tests/lab): another ``seed``, other digests (a registry serving
+    another build of the same tag). ``blob_status`` is what blob GETs answer (403: an allowlist
+    mirror). With ``token`` every manifest and blob request needs ``Authorization: Bearer
+    <token>``, else 401 with ``challenge`` in ``WWW-Authenticate``.
     """
-    config = ('{"architecture":"amd64","os":"linux","seed":"%s"}' % seed).encode()
-    layer = ("layer-" + seed).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST_V2,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": sha256_digest(config)},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": sha256_digest(layer)}],
-    }).encode()
-    documents = {sha256_digest(manifest): (MANIFEST_V2, manifest)}
+    config, layer, manifest = fake_image(seed)
+    documents = {sha256_of(manifest): (MANIFEST_V2, manifest)}
     top = manifest
     if index:
         top = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": MANIFEST_V2, "digest": sha256_digest(manifest), "size": len(manifest),
+            {"mediaType": MANIFEST_V2, "digest": sha256_of(manifest), "size": len(manifest),
              "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
-        documents[sha256_digest(top)] = (OCI_INDEX, top)
+        documents[sha256_of(top)] = (OCI_INDEX, top)
     tag_type = OCI_INDEX if index else MANIFEST_V2
 
     def authorized(handler):
@@ -325,7 +317,7 @@ def add_image(registry, repository, tag, seed="a", blob_status=206, index=False,
             if not authorized(request):
                 return refuse()
             return 200, dict(REGISTRY_HEADERS, **{"Content-Type": media_type,
-                                                  "Docker-Content-Digest": sha256_digest(body)}), body
+                                                  "Docker-Content-Digest": sha256_of(body)}), body
         return handler
 
     def blob(data):
@@ -342,5 +334,5 @@ def add_image(registry, repository, tag, seed="a", blob_status=206, index=False,
     for digest, (media_type, body) in documents.items():
         registry.route("%s/manifests/%s" % (base, digest), handler=serve(media_type, body))
     for data in (config, layer):
-        registry.route("%s/blobs/%s" % (base, sha256_digest(data)), handler=blob(data))
-    return sha256_digest(top)
+        registry.route("%s/blobs/%s" % (base, sha256_of(data)), handler=blob(data))
+    return sha256_of(top)

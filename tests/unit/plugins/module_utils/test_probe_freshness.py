@@ -8,9 +8,10 @@ Feed samples: tests/fixtures/mirror-feeds (README.md there says where each came 
 from __future__ import annotations
 
 import calendar
-import os
 
 import pytest
+
+from mirror_feeds import feed_text as feed
 
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_freshness import (
     FeedError,
@@ -21,14 +22,6 @@ from ansible_collections.gpulab.provision.plugins.module_utils.probe_freshness i
     judge,
     status_feed,
 )
-
-FEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "mirror-feeds")
-
-
-def feed(name):
-    with open(os.path.join(FEEDS, name), encoding="utf-8") as handle:
-        return handle.read()
-
 
 def utc(*fields):
     return float(calendar.timegm(fields + (0,) * (6 - len(fields))))

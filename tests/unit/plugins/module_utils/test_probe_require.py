@@ -4,10 +4,9 @@
 """Pinned requirements (plugins/module_utils/probe_require.py): parsing and matching, no substrings."""
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
+
+from mirror_feeds import feed_json as load
 
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import (
     RequirementError,
@@ -18,14 +17,6 @@ from ansible_collections.gpulab.provision.plugins.module_utils.probe_require imp
     pypi_lists,
     version_matches,
 )
-
-FEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "mirror-feeds")
-
-
-def load(name):
-    with open(os.path.join(FEEDS, name), encoding="utf-8") as handle:
-        return json.load(handle)
-
 
 TORCH_FILES = [item["filename"] for item in load("pypi-simple-torch-2.5.pep691.json")["files"]]
 

@@ -5,23 +5,17 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
 
+from mirror_feeds import feed_text as feed
 from mirror_servers import REGISTRY_HEADERS, StallingListener, add_image, pep503_page, pep691_json, pypi_mirror
 
 from ansible_collections.gpulab.provision.plugins.module_utils.probe import run_probe
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import ProbeSpecError
 
-FEEDS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "mirror-feeds")
 PIP_JSON = "application/vnd.pypi.simple.v1+json"
-
-
-def feed(name):
-    with open(os.path.join(FEEDS, name), encoding="utf-8") as handle:
-        return handle.read()
 
 
 def mirror(name, server, path="/simple", **extra):

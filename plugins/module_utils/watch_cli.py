@@ -276,9 +276,11 @@ def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.
                 if not check and not lock.acquired:
                     notes.append("not switched: %s is held by another writer; retried next run" % config["lock_path"])
                     steps[name]["state"] = states[name]
+                    decision = dict(decision, deferred=True)
                 elif not check and holder:
                     notes.append("not switched: an Ansible run holds the lease (%s); retried next run" % holder)
                     steps[name]["state"] = states[name]
+                    decision = dict(decision, deferred=True)
                 else:
                     written, notes = apply_switch(name, services[name], decision, config, check, run)
                     if not check:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import configparser
+import fcntl
 import io
 import json
 import os
@@ -152,7 +153,9 @@ def test_a_fresh_ansible_lease_defers_the_switch(lab):
     lab["once"]()
     (lab["path"] / "lease").write_text("failover.yml\n")
     report = lab["once"]()["services"]["pypi"]
-    assert "an Ansible run holds the lease" in report["line"]
+    assert report["line"].startswith("pypi: deferred failover a -> b")
+    assert report["deferred"] is True and report["written"] == []
+    assert "an Ansible run holds the lease (failover.yml)" in report["line"]
     assert index_url(lab) == lab["urls"]["a"]
     os.utime(lab["path"] / "lease", (time.time() - 4000, time.time() - 4000))  # stale lease
     assert lab["once"]()["services"]["pypi"]["action"] == "failover"
@@ -199,3 +202,16 @@ def test_main_prints_one_line_per_service_and_json(lab, tmp_path):
 def test_a_missing_configuration_exits_2_naming_the_role(tmp_path, capsys):
     assert watch_cli.main(["--config", str(tmp_path / "none.json"), "--once"]) == 2
     assert "mirror_watch" in capsys.readouterr().err
+
+
+def test_a_held_lock_defers_the_switch(lab):
+    lab["once"]()
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+    lab["config"]["lock_wait_s"] = 0.3
+    with open(lab["config"]["lock_path"], "a", encoding="utf-8") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        report = lab["once"]()["services"]["pypi"]
+    assert report["deferred"] is True and "is held by another writer" in report["line"]
+    assert index_url(lab) == lab["urls"]["a"]
+    assert lab["once"]()["services"]["pypi"]["action"] == "failover"

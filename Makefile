@@ -10,13 +10,14 @@ export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help deps host venv image lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench build clean \
-  artifact-check tools-venv docs docs-lint
+  artifact-check tools-venv docs docs-lint release release-check
 
 help:
 	@echo "make test   lint, sanity, unit and every Molecule scenario (installs what it needs)"
 	@echo "make demo   a local lab: containers + mirrors on 127.0.10.x, one dead, provisioned by site.yml"
 	@echo "make bench  the benchmarks under bench/ (ratios against a baseline, one run)"
 	@echo "make docs   the HTML documentation site in build/docs/html (antsibull-docs + Sphinx)"
+	@echo "make release  release notes (CHANGELOG.rst) and the artifact build/dist/gpulab-provision-<version>.tar.gz"
 
 host:
 	bash scripts/host-deps.sh
@@ -48,7 +49,7 @@ artifact-check: build
 sanity: build
 	bash scripts/sanity.sh
 
-# Docs tooling: a venv of its own (.venv-tools).
+# Release and docs tooling: a venv of its own (.venv-tools).
 tools-venv:
 	bash scripts/tools-venv.sh
 
@@ -57,6 +58,13 @@ docs: tools-venv
 
 docs-lint: tools-venv
 	bash scripts/docs.sh lint
+
+release-check: tools-venv
+	bash scripts/release.sh check
+
+release: tools-venv
+	bash scripts/release.sh notes
+	$(MAKE) artifact-check
 
 unit: venv
 	python -m pytest -q tests/unit
@@ -67,7 +75,7 @@ molecule: deps
 	  docker volume ls -q --filter name=gpulab-molecule-$$s- | xargs -r docker volume rm >/dev/null 2>&1 || true; \
 	  [ $$rc -eq 0 ] || exit $$rc; done
 
-test: deps lint artifact-check docs-lint sanity unit molecule
+test: deps lint artifact-check release-check docs-lint sanity unit molecule
 	@echo "make test: all passed"
 
 demo: deps

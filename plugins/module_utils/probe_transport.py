@@ -106,7 +106,6 @@ def describe_error(exc, timeout):
     return ("%s: %s" % (exc.__class__.__name__, exc))[:200]
 
 
-
 # --------------------------------------------------------------------------------------------
 # Sockets and openers
 

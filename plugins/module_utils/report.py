@@ -16,7 +16,6 @@ class ReportError(ValueError):
     """Input the report cannot read (the filter names itself in front)."""
 
 
-
 REPORT_PREFIX = "gpulab_report_"
 REPORT_SETTINGS = ("gpulab_report_path", "gpulab_report_hosts")
 _COLUMNS = ("host", "service", "chosen", "latency", "lag", "age", "status")

@@ -23,6 +23,7 @@ from ansible_collections.gpulab.provision.plugins.module_utils.probe_freshness i
     status_feed,
 )
 
+
 def utc(*fields):
     return float(calendar.timegm(fields + (0,) * (6 - len(fields))))
 

@@ -13,7 +13,6 @@ from ansible_collections.gpulab.provision.plugins.module_utils.report import for
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_selection
 
 
-
 def host_vars():
     selected = mirror_selection([result("a", healthy=False, reason="connection refused"), result("b", latency_ms=41)],
                                 catalog("a", "b", b="https://user:s3cret@b.example/simple"))

@@ -193,7 +193,7 @@ def run_probe(kind, mirrors, deadline=DEFAULT_TIMEOUT, opener=None, validate_cer
     timeout = check_timeout(deadline)
     validated = validate_mirrors(kind, mirrors)
     options = validate_options(kind, options)
-    masker = SecretMasker(m.url for m in validated)
+    masker = SecretMasker([m.url for m in validated] + [m.status_url for m in validated if m.status_url])
     if opener is None:
         opener = UrlOpener(validate_certs=validate_certs, ca_path=ca_path)
     if hasattr(opener, "prepare"):

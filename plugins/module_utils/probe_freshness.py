@@ -29,6 +29,7 @@ import json
 import re
 import time
 
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import basic_auth_value, split_credentials
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_session import MAX_SMALL_BODY_BYTES, text_of
 
 _INRELEASE_FIELD = re.compile(r"^(Date|Valid-Until):[ \t]*(.+?)[ \t]*$", re.MULTILINE)
@@ -191,8 +192,10 @@ def read_status_feed(session):
     mirror = session.mirror
     if not mirror.status_url:
         return None
-    resp, body = session.get(mirror.status_url, {"Accept": "application/json"}, cap=MAX_SMALL_BODY_BYTES * 4,
-                             what="status feed")
+    url, username, password = split_credentials(mirror.status_url)
+    private = {"Authorization": basic_auth_value(username, password)} if username is not None else None
+    resp, body = session.get(url, {"Accept": "application/json"}, cap=MAX_SMALL_BODY_BYTES * 4, what="status feed",
+                             private_headers=private)
     if not 200 <= resp.status < 300:
         return None
     try:

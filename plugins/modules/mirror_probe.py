@@ -354,9 +354,12 @@ def main():
     # which also masks them in the echoed module arguments (`invocation`).
     masker = SecretMasker()
     for mirror in params["mirrors"]:
-        masker.add_url(mirror["url"])
-        for secret in url_secrets(mirror["url"]):
-            module.no_log_values.add(secret)
+        for url in (mirror["url"], mirror.get("status_url")):
+            if not url:
+                continue
+            masker.add_url(url)
+            for secret in url_secrets(url):
+                module.no_log_values.add(secret)
 
     options = {key: params[key] for key in ("project", "channel", "subdir", "suite", "path", "docker_image", "require",
                                             "max_serial_lag", "max_age_h")}

@@ -82,6 +82,23 @@ def test_module_output_never_contains_credentials(servers, refusing, capsys):
     assert result["results"][0]["healthy"] is True
 
 
+def test_status_url_credentials_never_show(servers, capsys):
+    good = pypi_mirror(servers())
+    good.route("/feed.json", 200, {"Content-Type": "application/json"},
+               '[{"name": "pypi", "status": "failed", "last_update_ts": 1731116467}]')
+    failed, result, out = run_module(capsys, {
+        "kind": "pypi",
+        "mirrors": [{"name": "good", "url": good.url + "/simple", "insecure": True,
+                     "status_url": "http://feed:%s@127.0.0.1:%d/feed.json#pypi" % (SECRET, good.port)}],
+        "max_age_h": 24,
+    })
+    assert not failed
+    assert SECRET not in out
+    assert result["results"][0]["reason"] == "status feed: pypi failed (last sync failed)"
+    feed = [r for r in good.requests if r["path"] == "/feed.json"]
+    assert feed[0]["headers"]["Authorization"].startswith("Basic ")  # the feed got its credentials
+
+
 def test_module_fails_on_plain_http_without_insecure(capsys):
     failed, result, out = run_module(capsys, {
         "kind": "pypi",

@@ -5,24 +5,12 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import (
-    DockerdPolicyError,
-    dockerd_action as _dockerd_action,
-)
-
-
-def dockerd_action(needs, policy="if_safe", info_rc=None, info_stdout="", ps_rc=None, ps_stdout="",
-                   variable="docker_mirror_restart"):
-    try:
-        return _dockerd_action(needs, policy, info_rc, info_stdout, ps_rc, ps_stdout, variable)
-    except DockerdPolicyError as exc:
-        raise AnsibleFilterError("gpulab.provision.dockerd_action: %s" % exc) from exc
+from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
+from ansible_collections.gpulab.provision.plugins.plugin_utils.filter_errors import named_filter
 
 
 class FilterModule:
     """How a change reaches dockerd."""
 
     def filters(self):
-        return {"dockerd_action": dockerd_action}
+        return {"dockerd_action": named_filter("dockerd_action", dockerd_action)}

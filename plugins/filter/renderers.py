@@ -5,23 +5,12 @@
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.gpulab.provision.plugins.module_utils.renderers import (
-    RenderError,
-    render_client_config as _render,
-)
-
-
-def render_client_config(current, client, selection, options=None):
-    try:
-        return _render(current, client, selection, options)
-    except RenderError as exc:
-        raise AnsibleFilterError("gpulab.provision.render_client_config: %s" % exc) from exc
+from ansible_collections.gpulab.provision.plugins.module_utils.renderers import render_client_config
+from ansible_collections.gpulab.provision.plugins.plugin_utils.filter_errors import named_filter
 
 
 class FilterModule:
     """Render a client's configuration file from the mirror selection."""
 
     def filters(self):
-        return {"render_client_config": render_client_config}
+        return {"render_client_config": named_filter("render_client_config", render_client_config)}

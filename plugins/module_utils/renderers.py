@@ -111,7 +111,10 @@ def _result(current, content, summary, sensitive=False):
     summary = dict(summary)
     summary.setdefault("warnings", [])
     summary["changed"] = changed
-    summary["sensitive"] = bool(sensitive or holds_credentials(current) or holds_credentials(content))
+    # holds_credentials: the new file carries a secret (the role narrows its mode); sensitive: the old
+    # or the new one does (never print either).
+    summary["holds_credentials"] = bool(sensitive or holds_credentials(content))
+    summary["sensitive"] = bool(summary["holds_credentials"] or holds_credentials(current))
     return {"content": content, "changed": changed, "summary": summary}
 
 

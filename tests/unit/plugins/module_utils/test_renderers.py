@@ -108,7 +108,7 @@ def test_pip_conf_hostile_url_is_refused_and_nothing_rendered(url):
 def test_pip_conf_credentials_mark_the_result_sensitive_and_never_reach_the_summary():
     url = "https://lab:s3cr%2Ft@pypi.lab.example/simple"
     result = render_client_config("", "pip_conf", sel(url=url))
-    assert result["summary"]["sensitive"] is True
+    assert result["summary"]["sensitive"] is True and result["summary"]["holds_credentials"] is True
     assert "s3cr" not in json.dumps(result["summary"])
     assert url in result["content"]  # pip needs it in the file
 
@@ -117,6 +117,7 @@ def test_an_existing_token_in_the_file_marks_the_result_sensitive():
     current = "[global]\nindex-url = https://u:tok@old.example/simple\n"
     result = render_client_config(current, "pip_conf", sel())
     assert result["summary"]["sensitive"] is True
+    assert result["summary"]["holds_credentials"] is False  # the new file no longer does
 
 
 @pytest.mark.parametrize("status", ["kept", "none"])

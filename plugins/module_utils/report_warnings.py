@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The warnings of a run, in one list: what a lab admin (or a cron job) must not miss.
+
+Read from the report's data (``mirror_report(output='data')``, already masked): a service with no
+healthy mirror (``none``), a kept choice (every mirror down), a pin that was not obeyed, every
+``warnings`` entry of a role's report (a restart pending, an extra-index-url, ...), and hosts that
+failed or were unreachable. Pure.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.gpulab.provision.plugins.module_utils.selection import mask_text
+
+_STATUS_WORDS = {
+    "none": "no healthy mirror, nothing kept",
+    "kept": "every mirror down, the last good choice kept",
+    "pin_unhealthy": "the pinned mirror is unhealthy, another was chosen",
+}
+
+
+def run_warnings(data, failed_hosts=None):
+    """One line per warning, ``host: where: what``, hosts in order, then failed/unreachable hosts."""
+    if not isinstance(data, dict):
+        raise ValueError("run_warnings needs the report data (mirror_report(output='data')), a mapping")
+    lines = []
+    for host in sorted(data):
+        entry = data[host] or {}
+        for service, selection in sorted((entry.get("mirrors_selected") or {}).items()):
+            status = (selection or {}).get("status")
+            if status in _STATUS_WORDS:
+                chosen = (selection or {}).get("name")
+                lines.append("%s: %s: %s%s" % (host, service, _STATUS_WORDS[status],
+                                                " (%s)" % chosen if chosen else ""))
+        for role, report in sorted((entry.get("reports") or {}).items()):
+            warnings = (report or {}).get("warnings") if isinstance(report, dict) else None
+            if isinstance(warnings, str):
+                warnings = [warnings]
+            for warning in warnings or []:
+                lines.append("%s: %s: %s" % (host, role, mask_text(warning)))
+    for host in sorted(set(failed_hosts or [])):
+        lines.append("%s: failed or unreachable: see the run above" % host)
+    return lines

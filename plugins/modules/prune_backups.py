@@ -1,0 +1,100 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prune_backups
+short_description: Keep only the newest N backups that Ansible's backup option left beside a file
+version_added: "1.0.0"
+description:
+  - C(ansible.builtin.copy) with C(backup=true) leaves C(<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~) beside the file on every
+    change. This module removes all but the newest O(keep) of them. Nothing else in the directory is touched.
+  - To restore a backup, copy it over the file (C(cp -p /etc/pip.conf.1234.2026-11-27@13:00:00~ /etc/pip.conf)).
+author:
+  - gpulab.provision maintainers (@gpulab)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+options:
+  path:
+    description: The file whose backups are pruned (not the backups themselves). A missing directory is not an error.
+    type: path
+    required: true
+  keep:
+    description: How many of the newest backups to keep; V(0) removes them all.
+    type: int
+    default: 5
+"""
+
+EXAMPLES = r"""
+- name: Keep the last 5 backups of /etc/pip.conf
+  gpulab.provision.prune_backups:
+    path: /etc/pip.conf
+    keep: 5
+"""
+
+RETURN = r"""
+kept:
+  description: Backups kept, newest first (file names in the file's directory).
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Backups removed (or, in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.gpulab.provision.plugins.module_utils.backups import plan_prune
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(path=dict(type="path", required=True), keep=dict(type="int", default=5)),
+        supports_check_mode=True,
+    )
+    path, keep = module.params["path"], module.params["keep"]
+    if keep < 0:
+        module.fail_json(msg="keep must be 0 or more, not %d" % keep)
+    directory, basename = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        module.exit_json(changed=False, kept=[], removed=[])
+    entries = []
+    for name in names:
+        try:
+            entries.append((name, os.lstat(os.path.join(directory, name)).st_mtime))
+        except OSError:
+            continue
+    kept, removed = plan_prune(basename, entries, keep)
+    if not module.check_mode:
+        for name in removed:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                module.fail_json(msg="cannot remove %s: %s" % (os.path.join(directory, name), exc), kept=kept,
+                                 removed=removed)
+    module.exit_json(changed=bool(removed), kept=kept, removed=removed)
+
+
+if __name__ == "__main__":
+    main()

@@ -52,7 +52,7 @@ STRATEGIES = ("first_healthy", "fastest")
 ON_ALL_DOWN = ("keep", "fail")
 KINDS = ("pypi", "conda", "docker", "apt", "http")
 STATUSES = ("ok", "pinned", "pin_unhealthy", "kept", "none")
-ENTRY_KEYS = ("name", "url", "insecure", "reference", "status_url")
+ENTRY_KEYS = ("name", "url", "insecure", "reference", "status_url", "proxy")
 # Keys a catalog entry may carry for one kind only: a conda mirror with another layout than
 # <url>/pkgs/<channel> and <url>/cloud/<channel> (conda_mirror renders them).
 KIND_ENTRY_KEYS = {"conda": ("channel_alias", "default_channels", "custom_channels")}
@@ -403,6 +403,9 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require
             insecure = entry.get("insecure", False)
             if not isinstance(insecure, bool):
                 errors.append("%s.insecure: %r must be true or false" % (here, insecure))
+            if "proxy" in entry and entry["proxy"] is not False:
+                errors.append("%s.proxy: %r; the only value is false (reach this mirror directly, not through "
+                              "gpulab_proxy); remove the key otherwise" % (here, entry["proxy"]))
             if "url" not in entry:
                 errors.append("%s.url: missing; e.g. url: https://mirror.example/..." % here)
             else:

@@ -302,7 +302,7 @@ def test_catalog_docker_url_with_path_suggests_bare_host():
 
 def test_catalog_unknown_key_in_entry():
     errors = errors_for({"pypi": [{"name": "a", "url": "https://a.example", "insecure_tls": True}]})
-    assert errors == ["gpulab_mirrors.pypi[0]: unknown key 'insecure_tls'; allowed: name, url, insecure, reference, status_url"]
+    assert errors == ["gpulab_mirrors.pypi[0]: unknown key 'insecure_tls'; allowed: name, url, insecure, reference, status_url, proxy"]
 
 
 def test_catalog_insecure_must_be_boolean():
@@ -414,7 +414,7 @@ def test_conda_entry_may_describe_its_own_layout():
 def test_layout_keys_are_conda_only():
     mirrors, services = _catalog("https://h/simple", channel_alias="https://h/cloud")
     assert mirror_catalog_errors(mirrors, services) == [
-        "gpulab_mirrors.pypi[0]: unknown key 'channel_alias'; allowed: name, url, insecure, reference, status_url"]
+        "gpulab_mirrors.pypi[0]: unknown key 'channel_alias'; allowed: name, url, insecure, reference, status_url, proxy"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,3 +524,12 @@ def test_bad_reference_status_url_and_probe_image_are_named_with_the_fix():
                          "pytorch/pytorch:2.5.1-cuda12.1-cudnn9-runtime) or a digest, never latest")
     assert errors[3].startswith("gpulab_mirrors.docker[0].status_url: ") and "insecure" in errors[3]
     assert len(errors) == 4
+
+
+def test_entry_proxy_false_is_the_only_value():
+    mirrors, services = _catalog("https://h/simple", proxy=False)
+    assert mirror_catalog_errors(mirrors, services) == []
+    mirrors["pypi"][0]["proxy"] = "yes"
+    assert mirror_catalog_errors(mirrors, services) == [
+        "gpulab_mirrors.pypi[0].proxy: 'yes'; the only value is false (reach this mirror directly, not through "
+        "gpulab_proxy); remove the key otherwise"]

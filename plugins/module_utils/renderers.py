@@ -34,6 +34,7 @@ from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import
     mask_url,
     parse_mirror_url,
 )
+from ansible_collections.gpulab.provision.plugins.module_utils.proxy import proxy_environment, proxy_for
 
 try:
     import tomllib
@@ -41,7 +42,7 @@ except ImportError:  # pragma: no cover - Python < 3.11 on the controller: the T
     tomllib = None
 
 ACTIVE = ("ok", "pinned", "pin_unhealthy")
-CLIENTS = ("pip_conf", "uv_toml", "condarc", "daemon_json", "hosts_toml")
+CLIENTS = ("pip_conf", "uv_toml", "condarc", "daemon_json", "hosts_toml", "docker_proxy")
 UV_MARKER = "gpulab.provision pip_mirror: default index"
 HUB = "https://registry-1.docker.io"
 
@@ -141,7 +142,10 @@ def _opt(options, key, default=None):
 def render_pip_conf(current, selection, options=None):
     """pip.conf: ``index-url`` = the chosen mirror, ``trusted-host`` only for an insecure choice.
 
-    Options: ``path``, ``service`` (for messages), ``timeout``, ``retries``. ``trusted-host`` entries
+    Options: ``path``, ``service`` (for messages), ``timeout``, ``retries``, ``proxy`` (the
+    ``gpulab_proxy`` settings from :func:`proxy.proxy_settings`: pip's ``proxy`` is set when the
+    chosen mirror goes through it and removed when it is reached directly; absent, the key is left
+    as it is). ``trusted-host`` entries
     of other catalogued mirrors are dropped, the user's own are kept; IPv6 hosts are written
     ``[addr]:port`` as pip matches them. An existing ``extra-index-url`` is kept (it is the user's)
     and reported: pip treats it as an equal peer, not a fallback.
@@ -163,6 +167,8 @@ def render_pip_conf(current, selection, options=None):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise RenderError("pip_mirror_%s: %r must be a whole number >= 0" % (key, value))
             settings[key] = value
+    if "proxy" in (options or {}):
+        settings["proxy"] = proxy_for(chosen.url, options["proxy"])
     content = config_merge.pip_conf_merge(current, settings, path=path)
     # Read it back the way pip will: the index and the trust must be exactly what was meant.
     check = config_merge.pip_conf_parse(content, path).get("global", {})
@@ -176,6 +182,7 @@ def render_pip_conf(current, selection, options=None):
         "client": "pip_conf", "path": path, "action": "render", "status": selection.get("status"),
         "mirror": selection.get("name"), "url_masked": chosen.masked,
         "trusted_host": trusted, "extra_index_url": "extra-index-url" in parsed,
+        "proxy": mask_url(settings["proxy"]) if settings.get("proxy") else None,
         "reason": "index-url -> %s" % chosen.masked, "warnings": warnings}, chosen.has_credentials)
 
 
@@ -263,7 +270,8 @@ def render_condarc(current, selection, options=None):
     for community channels, unless the catalog entry (options ``catalog``: the service's list in
     gpulab_mirrors) gives its own ``channel_alias``, ``default_channels`` or ``custom_channels``.
     Options: ``path``, ``service``, ``custom_channels`` (names routed to the alias),
-    ``default_channels`` (names under pkgs/), ``show_channel_urls``.
+    ``default_channels`` (names under pkgs/), ``show_channel_urls``, ``proxy`` (as for pip:
+    ``proxy_servers`` set for a proxied mirror, removed for a direct one, untouched when absent).
     """
     path = _opt(options, "path", "/opt/conda/.condarc")
     service = _opt(options, "service", "conda")
@@ -297,6 +305,9 @@ def render_condarc(current, selection, options=None):
     show = _opt(options, "show_channel_urls")
     if show is not None:
         settings["show_channel_urls"] = bool(show)
+    if "proxy" in (options or {}):
+        via = {scheme: proxy_for("%s://%s/" % (scheme, chosen.hostport), options["proxy"]) for scheme in ("http", "https")}
+        settings["proxy_servers"] = {k: v for k, v in via.items() if v} or None
     content = config_merge.condarc_merge(current, settings, path=path)
     check = config_merge.condarc_parse(content, path)
     if check.get("channel_alias") != alias or check.get("default_channels") != defaults:
@@ -408,12 +419,52 @@ def render_hosts_toml(current, selection, options=None):
         "reason": "hosts -> %s" % ", ".join(m.masked for m in ranked)})
 
 
+# --------------------------------------------------------------------------------------------------
+# dockerd's proxy (a systemd drop-in: Docker 20.10 has no daemon.json "proxies")
+
+
+def _systemd_quote(value):
+    """A systemd ``Environment=`` assignment, quoted: ``"``, ``\\`` escaped, ``%`` doubled."""
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+
+
+def render_docker_proxy(current, selection, options=None):
+    """``docker.service.d/gpulab-proxy.conf``: dockerd's HTTP(S)_PROXY and NO_PROXY.
+
+    Options: ``path``, ``proxy`` (the ``gpulab_proxy`` settings; None: no proxy, the file's
+    content is empty and the role removes it). ``NO_PROXY`` holds the lab's direct hosts (the
+    registry mirrors marked ``proxy: false``, cache nodes). dockerd reads its environment only when
+    it starts: a change needs a restart (summary ``needs``). The selection is not used: the proxy
+    is the same whichever mirror is chosen.
+    """
+    path = _opt(options, "path", "/etc/systemd/system/docker.service.d/gpulab-proxy.conf")
+    env = proxy_environment(_opt(options, "proxy"))
+    if not env:
+        content = ""
+    else:
+        lines = ["# Written by gpulab.provision docker_mirror from gpulab_proxy; dockerd reads it when it starts.",
+                 "[Service]"]
+        for key in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+            if key in env:
+                if any(ord(c) < 32 for c in env[key]):
+                    raise RenderError("gpulab_proxy: %s holds a control character" % key)
+                lines.append("Environment=%s" % _systemd_quote("%s=%s" % (key, env[key])))
+        content = "\n".join(lines) + "\n"
+    changed = content != (current or "")
+    return _result(current, content, {
+        "client": "docker_proxy", "path": path, "action": "render" if content else "remove",
+        "status": _status(selection), "needs": "restart" if changed else "none",
+        "proxy": {k: mask_url(v) for k, v in env.items() if k in ("HTTP_PROXY", "HTTPS_PROXY")},
+        "reason": "dockerd proxy from gpulab_proxy" if content else "no gpulab_proxy: no drop-in"})
+
+
 _RENDERERS = {
     "pip_conf": render_pip_conf,
     "uv_toml": render_uv_toml,
     "condarc": render_condarc,
     "daemon_json": render_daemon_json,
     "hosts_toml": render_hosts_toml,
+    "docker_proxy": render_docker_proxy,
 }
 
 

@@ -317,3 +317,57 @@ def test_unknown_client():
 ])
 def test_holds_credentials(text, expected):
     assert holds_credentials(text) is expected
+
+
+# ------------------------------------------------------------------------------------------- proxy
+
+from ansible_collections.gpulab.provision.plugins.module_utils.proxy import proxy_settings  # noqa: E402
+
+PROXY = proxy_settings({"http": "http://u:pw@proxy.lab.example:3128", "https": "http://u:pw@proxy.lab.example:3128",
+                        "no_proxy": [".lab.example"]},
+                       {"pypi": [{"name": "lab", "url": "http://127.0.3.9:8080/simple", "proxy": False}]})
+
+
+def test_pip_conf_proxy_for_a_public_mirror_read_by_real_pip(tmp_path):
+    result = render_client_config("", "pip_conf", sel(), {"proxy": PROXY})
+    assert pip_reads(tmp_path, result["content"])["proxy"] == "http://u:pw@proxy.lab.example:3128"
+    assert result["summary"]["sensitive"] is True  # the proxy's password is in the file
+    assert "pw" not in json.dumps(result["summary"]).replace("pwd", "")
+
+
+def test_pip_conf_proxy_removed_when_the_chosen_mirror_is_direct():
+    current = render_client_config("", "pip_conf", sel(), {"proxy": PROXY})["content"]
+    result = render_client_config(current, "pip_conf", sel(name="lab", url="http://127.0.3.9:8080/simple",
+                                                           insecure=True), {"proxy": PROXY})
+    assert "proxy" not in result["content"]
+
+
+def test_pip_conf_users_proxy_left_alone_without_gpulab_proxy():
+    current = "[global]\nproxy = http://mine.example:8080\n"
+    assert "proxy = http://mine.example:8080" in render_client_config(current, "pip_conf", sel())["content"]
+
+
+def test_condarc_proxy_servers():
+    data = yaml.safe_load(render_client_config("", "condarc", sel(url=CONDA), {"proxy": PROXY})["content"])
+    assert data["proxy_servers"] == {"http": "http://u:pw@proxy.lab.example:3128",
+                                     "https": "http://u:pw@proxy.lab.example:3128"}
+    inside = sel(url="https://conda.lab.example/anaconda")
+    assert "proxy_servers" not in yaml.safe_load(render_client_config("", "condarc", inside, {"proxy": PROXY})["content"])
+
+
+def test_docker_proxy_drop_in_is_read_by_systemd_rules():
+    result = render_client_config("", "docker_proxy", None, {"proxy": PROXY})
+    lines = result["content"].splitlines()
+    assert lines[1] == "[Service]"
+    assert 'Environment="HTTPS_PROXY=http://u:pw@proxy.lab.example:3128"' in lines
+    assert 'Environment="NO_PROXY=.lab.example,localhost,127.0.0.1,::1,127.0.3.9"' in lines
+    assert result["summary"]["needs"] == "restart" and result["summary"]["sensitive"] is True
+    again = render_client_config(result["content"], "docker_proxy", None, {"proxy": PROXY})
+    assert not again["changed"] and again["summary"]["needs"] == "none"
+    gone = render_client_config(result["content"], "docker_proxy", None, {"proxy": None})
+    assert gone["content"] == "" and gone["summary"]["action"] == "remove"
+
+
+def test_systemd_quoting_of_percent_and_quotes():
+    from ansible_collections.gpulab.provision.plugins.module_utils.renderers import _systemd_quote
+    assert _systemd_quote('A=b%c"d\\e') == '"A=b%%c\\"d\\\\e"'

@@ -212,7 +212,8 @@ def node_endpoints(settings):
     out = {}
 
     def entry(port, path=""):
-        return {"name": name, "url": "%s://%s:%d%s" % (scheme, host, port, path), "insecure": not tls}
+        return {"name": name, "url": "%s://%s:%d%s" % (scheme, host, port, path), "insecure": not tls,
+                "proxy": False}  # inside the lab: never through gpulab_proxy
 
     if "pypi" in services:
         out["pypi"] = entry(settings["pypi_port"], "/root/pypi/+simple")

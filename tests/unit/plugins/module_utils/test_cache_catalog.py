@@ -42,7 +42,8 @@ def test_role_defaults_match_the_defaults_clients_assume():
 def test_client_gets_every_node_first_for_each_service():
     out = cache_catalog(CATALOG, [("cache1", NODE), ("cache2", {"ansible_host": "10.0.0.6"})], host="gpu1")
     assert [e["name"] for e in out["pypi"]] == ["cache-cache1", "cache-cache2", "tuna"]
-    assert out["pypi"][0] == {"name": "cache-cache1", "url": "http://10.0.0.5:3141/root/pypi/+simple", "insecure": True}
+    assert out["pypi"][0] == {"name": "cache-cache1", "url": "http://10.0.0.5:3141/root/pypi/+simple", "insecure": True,
+                              "proxy": False}
     assert out["conda"][0]["url"] == "http://10.0.0.5:8088"
     assert out["docker"][0]["url"] == "http://10.0.0.5:5000"
 

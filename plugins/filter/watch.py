@@ -12,10 +12,10 @@ from ansible_collections.gpulab.provision.plugins.module_utils.watch import Watc
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 
 
-def mirror_watch_config(mirrors, services, policy=None, pin=None, clients=None, settings=None, only=None):
+def mirror_watch_config(mirrors, services, policy=None, pin=None, clients=None, settings=None, only=None, require=None):
     try:
         return watch_config(_plain(mirrors), _plain(services), _plain(policy), _plain(pin), _plain(clients),
-                            _plain(settings), _plain(only))
+                            _plain(settings), _plain(only), _plain(require))
     except WatchError as exc:
         raise AnsibleFilterError("gpulab.provision.mirror_watch_config: %s" % exc) from exc
 

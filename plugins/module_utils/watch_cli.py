@@ -173,11 +173,16 @@ def render_files(service, cfg, selection, catalog):
 
 
 def apply_switch(service, cfg, decision, config, check, run=systemctl):
-    """Write the service's files for ``decision['selection']``; returns ``(written, notes)``."""
-    written, notes, reloads = [], [], []
+    """Write the service's files for ``decision['selection']``; returns ``(written, notes, complete)``.
+
+    ``complete`` is False when an existing file could not be rendered (it stays as it was): the
+    switch is then not recorded, and the next run tries again.
+    """
+    written, notes, reloads, complete = [], [], [], True
     for entry, result, note in render_files(service, cfg, decision["selection"], cfg["mirrors"]):
         if note:
             notes.append(note)
+            complete = complete and (result is not None or " absent " in note or "PyYAML" in note)
             continue
         if not result["changed"]:
             continue
@@ -199,7 +204,7 @@ def apply_switch(service, cfg, decision, config, check, run=systemctl):
             notes.append("%s: %s" % (unit, action["reason"]))
     if check and written:
         notes.append("check mode: nothing written")
-    return written, notes
+    return written, notes, complete
 
 
 def record_fact(path, service, selection):
@@ -217,8 +222,7 @@ def record_fact(path, service, selection):
 
 
 def _requests(services, plans, which):
-    return {name: probe_request(services[name]["probe"], services[name]["mirrors"], plans[name]["names"])
-            for name in which}
+    return {name: probe_request(services[name]["probe"], plans[name]["names"]) for name in which}
 
 
 def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.time):
@@ -282,9 +286,12 @@ def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.
                     steps[name]["state"] = states[name]
                     decision = dict(decision, deferred=True)
                 else:
-                    written, notes = apply_switch(name, services[name], decision, config, check, run)
-                    if not check:
+                    written, notes, complete = apply_switch(name, services[name], decision, config, check, run)
+                    if not check and complete:
                         record_fact(config["fact_path"], name, decision["selection"])
+                    elif not check:
+                        notes.append("switch not recorded: retried next run")
+                        steps[name]["state"] = states[name]
             if adopted[name] and decision["action"] in ("ok", "none"):
                 decision = dict(decision, action="adopt", reason="choice recorded by Ansible; " + decision["reason"])
             public = {key: value for key, value in decision.items() if key != "selection"}
@@ -337,6 +344,8 @@ def main(argv=None, out=None):
         if not isinstance(config, dict) or config.get("version") != 1:
             raise CliError("%s is missing or not a mirror_watch configuration; run the gpulab.provision.mirror_watch "
                            "role" % args.config)
+        # The proxy variables mirror_select probes with (gpulab_proxy), so the watcher probes the same way.
+        os.environ.update({str(k): str(v) for k, v in (config.get("environment") or {}).items()})
         while True:
             _emit(run_once(config, check=args.check), args.json, out)
             if args.once or args.check:

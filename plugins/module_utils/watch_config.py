@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import holds_credentials
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import (
     DEFAULT_POLICY,
@@ -40,6 +41,7 @@ DEFAULT_SETTINGS = {
     "lock_wait_s": 30,
     "validate_certs": True,
     "ca_path": None,
+    "environment": {},
 }
 
 
@@ -69,18 +71,20 @@ def _clients(service, opts):
     return files
 
 
-def watch_config(mirrors, services, policy=None, pin=None, clients=None, settings=None, only=None):
+def watch_config(mirrors, services, policy=None, pin=None, clients=None, settings=None, only=None, require=None):
     """The watcher's configuration and whether it holds credentials.
 
     :arg mirrors: gpulab_mirrors. :arg services: the merged gpulab_mirror_services (with kinds).
     :arg policy: gpulab_mirror_policy (defaults filled in). :arg pin: gpulab_mirror_pin.
     :arg clients: ``{pip: {...}, conda: {...}, docker: {...}}`` over :data:`DEFAULT_CLIENTS`.
-    :arg settings: over :data:`DEFAULT_SETTINGS` (confirm, paths, lease_s, ca_path, validate_certs).
+    :arg settings: over :data:`DEFAULT_SETTINGS` (confirm, paths, lease_s, ca_path, validate_certs,
+        environment: the proxy variables mirror_select probes with, from the proxy_environment filter).
     :arg only: service names to watch (empty: every service that has a client file).
+    :arg require: gpulab_mirror_require (pinned items every mirror must serve).
     :returns: ``{"config": {...}, "sensitive": bool, "services": [names]}``.
     :raises WatchError: the inventory is unusable (every problem, each naming its variable).
     """
-    errors = mirror_catalog_errors(mirrors, services, policy=policy, pin=pin)
+    errors = mirror_catalog_errors(mirrors, services, policy=policy, pin=pin, require=require)
     if errors:
         raise WatchError("; ".join(errors))
     opts = {}
@@ -97,6 +101,7 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
         raise WatchError("mirror_watch_services: %s not in gpulab_mirrors (%s)"
                          % (", ".join(unknown), ", ".join(sorted(mirrors))))
     pin = pin or {}
+    full_policy = dict(DEFAULT_POLICY, **(policy or {}))
     watched = {}
     for service, entries in mirrors.items():
         if only and service not in only:
@@ -104,9 +109,11 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
         files = _clients(service, opts)
         if not files:
             continue
-        watched[service] = {"probe": dict(services[service]), "mirrors": [dict(e) for e in entries],
-                            "pin": pin.get(service) or None, "clients": files}
-    full_policy = dict(DEFAULT_POLICY, **(policy or {}))
+        # The probe's arguments as mirror_select makes them (requirements, freshness limits, entries
+        # reduced to what the probe reads); the catalog itself for the renderers and the selection.
+        watched[service] = {"probe": probe_args(service, entries, services[service], full_policy, require),
+                            "mirrors": [dict(e) for e in entries], "pin": pin.get(service) or None, "clients": files}
     config = dict(merged, version=VERSION, policy=full_policy, services=watched)
-    sensitive = any(holds_credentials(json.dumps(entry)) for svc in watched.values() for entry in svc["mirrors"])
+    sensitive = any(holds_credentials(json.dumps(entry)) for svc in watched.values() for entry in svc["mirrors"]) \
+        or holds_credentials(json.dumps(merged.get("environment") or {}))
     return {"config": config, "sensitive": sensitive, "services": sorted(watched)}

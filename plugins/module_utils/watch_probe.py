@@ -16,22 +16,24 @@ import time
 from ansible_collections.gpulab.provision.plugins.module_utils.probe import run_probe
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import ProbeSpecError
 
-# Keys of a gpulab_mirror_services entry that are not run_probe options.
-NOT_OPTIONS = ("kind",)
+# Keys of probe_inputs.probe_args' answer that are not run_probe options.
+NOT_OPTIONS = ("kind", "mirrors", "timeout")
 # Time the threads get past the deadline for their bookkeeping before they are given up.
 SLACK_S = 2.0
 
 
-def probe_request(spec, mirrors, names=None):
-    """``{kind, mirrors, options}`` for one service from its gpulab_mirror_services entry.
+def probe_request(args, names=None):
+    """``{kind, mirrors, options}`` for one service from :func:`probe_inputs.probe_args`' answer.
 
-    ``names`` (optional) keeps only those mirrors, in catalog order (the watcher's polite probe).
+    ``args`` are the service's mirror_probe arguments (kind, mirrors, require, freshness limits and
+    the service's options), exactly as mirror_select passes them; ``names`` (optional) keeps only
+    those mirrors, in catalog order (the watcher's polite probe).
     """
-    if not isinstance(spec, dict) or not spec.get("kind"):
+    if not isinstance(args, dict) or not args.get("kind"):
         raise ProbeSpecError("the service needs a probe kind, e.g. {kind: pypi}")
-    chosen = [m for m in mirrors if names is None or m.get("name") in names]
-    options = {key: value for key, value in spec.items() if key not in NOT_OPTIONS}
-    return {"kind": spec["kind"], "mirrors": chosen, "options": options}
+    chosen = [m for m in args.get("mirrors") or [] if names is None or m.get("name") in names]
+    options = {key: value for key, value in args.items() if key not in NOT_OPTIONS}
+    return {"kind": args["kind"], "mirrors": chosen, "options": options}
 
 
 def probe_services(requests, deadline, validate_certs=True, ca_path=None, opener=None, clock=time.monotonic):

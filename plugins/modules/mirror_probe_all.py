@@ -19,6 +19,8 @@ description:
   - Renders each client file (pip.conf, uv.toml, .condarc, daemon.json registry mirrors, containerd
     hosts.toml) with the collection's renderers and the config roles' options, and returns in
     RV(pending) the files whose bytes would change, per role, so a role with nothing to change is skipped.
+  - The probe arguments per service (requirements, freshness limits, reference and status feed entries)
+    are made by the same function as the C(gpulab.provision.mirror_probe_args) filter mirror_select uses.
   - Validates the inventory first and fails with every problem, each naming its variable.
   - Read-only; it never changes the host. Credentials in mirror URLs never appear in the output.
 author:
@@ -50,6 +52,10 @@ options:
     default: {}
   pin:
     description: C(gpulab_mirror_pin), service -> mirror name.
+    type: dict
+    default: {}
+  require:
+    description: C(gpulab_mirror_require), service -> pinned items every mirror must serve (see docs/freshness.md).
     type: dict
     default: {}
   only:
@@ -104,6 +110,10 @@ fact_changed:
   description: Whether RV(fact) differs from the file at O(fact_path).
   returned: success
   type: bool
+fact_dir_exists:
+  description: Whether the directory of O(fact_path) exists (so a play can skip creating it).
+  returned: success
+  type: bool
 pending:
   description: Per config role (C(pip_mirror), C(conda_mirror), C(docker_mirror)), the files whose bytes would change, with why.
   returned: success
@@ -126,6 +136,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
@@ -147,6 +158,7 @@ def main():
             services=dict(type="dict", required=True),
             policy=dict(type="dict", default={}),
             pin=dict(type="dict", default={}),
+            require=dict(type="dict", default={}),
             only=dict(type="list", elements="str", default=[]),
             clients=dict(type="dict", default={}),
             fact_path=dict(type="path", default="/etc/ansible/facts.d/gpulab_mirrors.fact"),
@@ -166,8 +178,12 @@ def main():
                     module.no_log_values.add(secret)
 
     only = params["only"] or list(params["mirrors"])
+    unknown = [name for name in only if name not in params["mirrors"]]
+    if unknown:
+        module.fail_json(msg="only: %s not in gpulab_mirrors (%s)" % (", ".join(unknown), ", ".join(sorted(params["mirrors"]))))
     try:
-        built = watch_config(params["mirrors"], params["services"], params["policy"], params["pin"], params["clients"])
+        built = watch_config(params["mirrors"], params["services"], params["policy"], params["pin"], params["clients"],
+                             require=params["require"])
     except WatchError as exc:
         module.fail_json(msg="Mirror inventory: %s" % masker(str(exc)))
     policy = built["config"]["policy"]
@@ -175,7 +191,8 @@ def main():
         previous = json.loads(_read(params["fact_path"]) or "{}")
     except ValueError:
         previous = {}
-    requests = {name: probe_request(params["services"][name], params["mirrors"][name]) for name in only}
+    requests = {name: probe_request(probe_args(name, params["mirrors"][name], params["services"][name], policy,
+                                               params["require"])) for name in only}
     try:
         answers = probe_services(requests, policy["timeout_s"], validate_certs=params["validate_certs"],
                                  ca_path=params["ca_path"])
@@ -192,7 +209,8 @@ def main():
                              + "; ".join(line for line in summary if line.split(":")[0] in chosen["down"]),
                          probes=results)
     module.exit_json(changed=False, probes=results, selected=chosen["selected"], fact=chosen["fact"],
-                     fact_changed=chosen["fact"] != previous, pending=pending, summary=summary,
+                     fact_changed=chosen["fact"] != previous, fact_dir_exists=os.path.isdir(os.path.dirname(params["fact_path"])),
+                     pending=pending, summary=summary,
                      elapsed_ms=answers["elapsed_ms"])
 
 

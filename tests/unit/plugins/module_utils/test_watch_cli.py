@@ -215,3 +215,14 @@ def test_a_held_lock_defers_the_switch(lab):
     assert report["deferred"] is True and "is held by another writer" in report["line"]
     assert index_url(lab) == lab["urls"]["a"]
     assert lab["once"]()["services"]["pypi"]["action"] == "failover"
+
+
+def test_a_file_that_cannot_be_rendered_is_left_and_the_switch_not_recorded(lab):
+    lab["once"]()
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+    (lab["path"] / "uv.toml").write_text("this is [not toml\n")
+    report = lab["once"]()["services"]["pypi"]
+    assert any("uv.toml not switched" in note for note in report["notes"])
+    assert "switch not recorded: retried next run" in report["notes"]
+    assert fact(lab)["pypi"]["name"] == "a" and (lab["path"] / "uv.toml").read_text() == "this is [not toml\n"

@@ -59,3 +59,11 @@ def test_bad_inventory_fails_naming_the_variable():
         watch_config(MIRRORS, SERVICES, only=["pip"])
     with pytest.raises(WatchError, match="mirror_watch_confirm"):
         watch_config(MIRRORS, SERVICES, settings={"confirm": 0})
+
+
+def test_the_probe_arguments_carry_requirements_and_freshness_limits():
+    got = watch_config(MIRRORS, SERVICES, policy={"max_serial_lag": {"pypi": 500}}, require={"pypi": ["torch==2.5.1"]},
+                       settings={"environment": {"https_proxy": "http://u:pw@proxy.example:3128"}})
+    probe = got["config"]["services"]["pypi"]["probe"]
+    assert probe["require"] == ["torch==2.5.1"] and probe["max_serial_lag"] == 500 and probe["project"] == "pip"
+    assert got["sensitive"] is True  # a proxy password in the environment

@@ -60,7 +60,7 @@ def test_every_service_in_one_call_under_one_deadline(lab, capsys):
     assert result["fact"] == {"pypi": {"name": "good", "status": "ok", "url_masked": "http://***@127.0.0.1:%d/simple"
                                        % lab["good"].port},
                               "docker": {"name": "dgood", "status": "ok", "url_masked": lab["good"].url}}
-    assert result["fact_changed"] is True
+    assert result["fact_changed"] is True and result["fact_dir_exists"] is True
     # Missing pip.conf and daemon.json: their roles would create them; containerd is absent: no hosts.toml.
     assert sorted(result["pending"]) == ["docker_mirror", "pip_mirror"]
     assert [p["reason"] for p in result["pending"]["pip_mirror"]] == ["missing"]
@@ -91,3 +91,8 @@ def test_a_bad_inventory_fails_before_probing(lab, capsys):
     args = dict(lab["args"], mirrors={"pypi": [{"name": "x", "url": "ftp://u:%s@h/simple" % SECRET}]})
     failed, result, out = run_module(capsys, args)
     assert failed and "gpulab_mirrors.pypi[0].url" in result["msg"] and SECRET not in out
+
+
+def test_only_names_services_of_the_catalog(lab, capsys):
+    failed, result, _out = run_module(capsys, dict(lab["args"], only=["pypi", "pip"]))
+    assert failed and result["msg"].startswith("only: pip not in gpulab_mirrors")

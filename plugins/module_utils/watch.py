@@ -179,8 +179,8 @@ def log_line(service, decision, written=None, notes=None):
     """The one journal line for a decision (no credentials: reasons come masked from the probe)."""
     action = decision["action"]
     if action in SWITCHES:
-        head = "%s: %s%s %s -> %s" % (service, "deferred " if decision.get("deferred") else "", action.replace("_", " "),
-                                     decision["from"], decision["to"])
+        deferred = "deferred " if decision.get("deferred") else ""
+        head = "%s: %s%s %s -> %s" % (service, deferred, action.replace("_", " "), decision["from"], decision["to"])
     else:
         head = "%s: %s %s" % (service, action.replace("_", " "), decision.get("from") or "-")
     text = "%s (%s)" % (head, decision["reason"]) if decision.get("reason") else head

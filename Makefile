@@ -10,7 +10,7 @@ export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help deps host venv image lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench build clean \
-  artifact-check tools-venv docs docs-lint release release-check
+  artifact-check tools-venv docs docs-lint ee-check ee-image release release-check
 
 help:
 	@echo "make test   lint, sanity, unit and every Molecule scenario (installs what it needs)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench  the benchmarks under bench/ (ratios against a baseline, one run)"
 	@echo "make docs   the HTML documentation site in build/docs/html (antsibull-docs + Sphinx)"
 	@echo "make release  release notes (CHANGELOG.rst) and the artifact build/dist/gpulab-provision-<version>.tar.gz"
+	@echo "make ee-image the execution environment image gpulab/provision-ee:<version>"
 
 host:
 	bash scripts/host-deps.sh
@@ -49,7 +50,7 @@ artifact-check: build
 sanity: build
 	bash scripts/sanity.sh
 
-# Release and docs tooling: a venv of its own (.venv-tools).
+# Release, docs and execution-environment tooling: a venv of its own (.venv-tools).
 tools-venv:
 	bash scripts/tools-venv.sh
 
@@ -58,6 +59,12 @@ docs: tools-venv
 
 docs-lint: tools-venv
 	bash scripts/docs.sh lint
+
+ee-check: tools-venv build
+	bash scripts/ee.sh check
+
+ee-image: tools-venv build image
+	bash scripts/ee.sh image
 
 release-check: tools-venv
 	bash scripts/release.sh check
@@ -75,7 +82,7 @@ molecule: deps
 	  docker volume ls -q --filter name=gpulab-molecule-$$s- | xargs -r docker volume rm >/dev/null 2>&1 || true; \
 	  [ $$rc -eq 0 ] || exit $$rc; done
 
-test: deps lint artifact-check release-check docs-lint sanity unit molecule
+test: deps lint artifact-check release-check docs-lint ee-check sanity unit molecule
 	@echo "make test: all passed"
 
 demo: deps

@@ -21,6 +21,7 @@ class FilterModule:
             name: named_filter(name, function)
             for name, function in (
                 ("image_preload_entries", image_archive_entries.preload_entries),
+                ("image_preload_urls", image_archive_entries.source_urls),
                 ("image_preload_present", image_archive_entries.mark_present),
                 ("image_preload_fetch", image_archive_entries.fetch_list),
                 ("image_preload_report", image_archive_report.preload_report),

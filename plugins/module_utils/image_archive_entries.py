@@ -100,7 +100,9 @@ def _entry(e, where, staging, retag, allow_latest):
     return label, {
         "name": name,
         "source": source,
-        "src": src,
+        # a url is kept masked here: loop items are printed whole when a task fails (see source_urls)
+        "src": mask_url(src) if source == "url" else src,
+        "_url": src if source == "url" else None,
         "checksum": ("sha256:" + hexpart) if hexpart else "",
         "file": fname,
         "staged": staged,
@@ -116,14 +118,7 @@ def _entry(e, where, staging, retag, allow_latest):
     }, []
 
 
-def preload_entries(images, manifest=None, manifest_path="", manifest_source="controller", manifest_base="",
-                    staging_dir="/var/lib/gpulab/images", retag="", allow_latest=False):
-    """The role's list of archives from ``image_preload_images`` and an optional kit manifest.
-
-    Each entry: name, source, src, checksum (``sha256:<hex>`` or ''), file, staged (path in the
-    staging directory, '' for host sources), archive (what the module reads), retag, allow_latest,
-    id, refs, size, from_manifest, label (masked). Raises ValueError listing every problem.
-    """
+def _all_entries(images, manifest, manifest_path, manifest_source, manifest_base, staging_dir, retag, allow_latest):
     if not isinstance(images, list):
         raise ValueError("image_preload_images must be a list of mappings")
     staging = str(staging_dir or "").rstrip("/")
@@ -157,6 +152,32 @@ def preload_entries(images, manifest=None, manifest_path="", manifest_source="co
     if problems:
         raise ValueError("image_preload: " + "; ".join(problems))
     return entries
+
+
+def preload_entries(images, manifest=None, manifest_path="", manifest_source="controller", manifest_base="",
+                    staging_dir="/var/lib/gpulab/images", retag="", allow_latest=False):
+    """The role's list of archives from ``image_preload_images`` and an optional kit manifest.
+
+    Each entry: name, source, src (a url masked), checksum (``sha256:<hex>`` or ''), file, staged
+    (path in the staging directory, '' for host sources), archive (what the module reads), retag,
+    allow_latest, id, refs, size, from_manifest, label (masked). Raises ValueError listing every
+    problem. No entry holds a url's credentials: Ansible prints a failed loop item whole.
+    """
+    entries = _all_entries(images, manifest, manifest_path, manifest_source, manifest_base, staging_dir, retag,
+                           allow_latest)
+    for entry in entries:
+        del entry["_url"]
+    return entries
+
+
+def source_urls(images, manifest=None, manifest_path="", manifest_source="controller", manifest_base="",
+                staging_dir="/var/lib/gpulab/images", retag="", allow_latest=False):
+    """{entry name: the url as given, credentials included} for the url sources of the same list as
+    :func:`preload_entries` (same arguments). Only for the download module's ``url`` argument, set
+    in a ``no_log`` task."""
+    entries = _all_entries(images, manifest, manifest_path, manifest_source, manifest_base, staging_dir, retag,
+                           allow_latest)
+    return dict((entry["name"], entry["_url"]) for entry in entries if entry["_url"])
 
 
 def mark_present(entries, inspect_output="", engine="docker", force=False):

@@ -5,27 +5,55 @@
 plus what a real file server does and http.server does not: byte ranges (Range: bytes=N-, answered 206).
 
 --cut-once NAME:BYTES makes the first GET of /NAME stop after BYTES bytes and close the connection
-(an interrupted download); later requests are served in full. Every request is appended to --log as
-one JSON line {path, range, status, sent}, so the test can see the resume.
+(an interrupted download); later requests are served in full. Files under /private/ need HTTP Basic
+credentials (--auth USER:PASSWORD, asked for with a 401 challenge) and ?token=--token. Every request
+is appended to --log as one JSON line {path (without the query), range, status, sent, auth, token},
+auth and token saying whether the right ones came (never their values), so the test can see the
+resume and the credentials at work.
 """
 
 import argparse
+import base64
 import http.server
 import json
 import os
 import re
 
+from urllib.parse import parse_qs, urlsplit
+
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     cut = {}
     log_path = None
+    auth = None
+    token = None
+
+    def _auth_ok(self):
+        want = "Basic " + base64.b64encode(self.auth.encode("utf-8")).decode("ascii") if self.auth else None
+        return want is not None and self.headers.get("Authorization") == want
+
+    def _token_ok(self):
+        return self.token is not None and parse_qs(urlsplit(self.path).query).get("token") == [self.token]
 
     def record(self, status, sent):
         with open(self.log_path, "a") as f:
-            f.write(json.dumps({"path": self.path, "range": self.headers.get("Range"),
-                                "status": status, "sent": sent}) + "\n")
+            f.write(json.dumps({"path": urlsplit(self.path).path, "range": self.headers.get("Range"),
+                                "status": status, "sent": sent, "auth": self._auth_ok(),
+                                "token": self._token_ok()}) + "\n")
 
     def do_GET(self):
+        if urlsplit(self.path).path.startswith("/private/"):
+            if not self._auth_ok():
+                self.record(401, 0)
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="gpulab lab files"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if not self._token_ok():
+                self.record(403, 0)
+                self.send_error(403)
+                return
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
             self.record(404, 0)
@@ -51,7 +79,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(size - start))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        limit = self.cut.pop(self.path.lstrip("/"), None)
+        limit = self.cut.pop(urlsplit(self.path).path.lstrip("/"), None)
         sent = 0
         with open(path, "rb") as f:
             f.seek(start)
@@ -75,7 +103,11 @@ def main():
     ap.add_argument("--directory", default=".")
     ap.add_argument("--log", required=True)
     ap.add_argument("--cut-once", action="append", default=[])
+    ap.add_argument("--auth", help="USER:PASSWORD for /private/")
+    ap.add_argument("--token", help="?token= value for /private/")
     args = ap.parse_args()
+    Handler.auth = args.auth
+    Handler.token = args.token
     for spec in args.cut_once:
         name, _sep, nbytes = spec.rpartition(":")
         Handler.cut[name] = int(nbytes)

@@ -16,7 +16,7 @@ from ansible_collections.gpulab.provision.plugins.filter.image_preload import Fi
 FILTERS = FilterModule().filters()
 HERE = os.path.dirname(__file__)
 DOCS = os.path.abspath(os.path.join(HERE, "..", "..", "..", "..", "plugins", "filter"))
-NAMES = {"image_preload_entries", "image_preload_present", "image_preload_fetch", "image_preload_report"}
+NAMES = {"image_preload_entries", "image_preload_urls", "image_preload_present", "image_preload_fetch", "image_preload_report"}
 
 
 def test_every_filter_is_exported_and_documented():

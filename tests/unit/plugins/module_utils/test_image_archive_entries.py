@@ -57,10 +57,15 @@ def test_host_entry_is_read_in_place_and_own_settings_win():
     assert e["retag"] == {"a/b:1": "c/d:1"} and e["allow_latest"] is True
 
 
-def test_url_entry_label_is_masked_and_src_keeps_the_credentials():
+def test_url_entries_hold_no_credential_and_the_url_map_has_them():
     url = "https://lab:%s@files.lab/kit/web%%201.tar.gz?token=%s" % (PASSWORD_IN_URL, TOKEN)
-    [e] = entries([{"source": "url", "url": url, "checksum": "sha256:" + HEX}])
-    assert e["src"] == url                      # what the download module needs
+    images = [{"source": "url", "url": url, "checksum": "sha256:" + HEX}, {"path": "a.tar", "checksum": HEX}]
+    e = entries(images)[0]
+    # a failed loop prints its item whole: nothing in an entry may carry a secret
+    assert not any(s in repr(entries(images)) for s in SECRETS)
+    assert e["src"] == "https://***@files.lab/kit/web%201.tar.gz?token=***"
+    # what the download module gets (in a no_log task): the URL as given, by entry name
+    assert ia_entries.source_urls(images, staging_dir="/var/lib/gpulab/images") == {"web%201.tar.gz": url}
     assert e["file"] == "web%201.tar.gz" and e["staged"] == "/var/lib/gpulab/images/web%201.tar.gz"
     assert e["label"] == "web%201.tar.gz: https://***@files.lab/kit/web%201.tar.gz?token=***"
     assert not any(s in e["label"] for s in SECRETS)

@@ -74,6 +74,11 @@ def mask_url(url):
         url = str(url)
     if any(char.isspace() for char in url):
         return _USERINFO_IN_TEXT.sub(r"\1" + MASK + "@", url)
+    if "://" not in url and "@" in url:
+        # no scheme (a mistyped URL): everything before the last '@' may be a user and password
+        host_part = url.rsplit("@", 1)[1]
+        path, sep, query = host_part.partition("?")
+        return MASK + "@" + path + (sep + _mask_query(query) if sep else "")
     try:
         parts = urlsplit(url)
         netloc = parts.netloc

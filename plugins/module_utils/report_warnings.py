@@ -31,8 +31,8 @@ def run_warnings(data, failed_hosts=None):
             status = (selection or {}).get("status")
             if status in _STATUS_WORDS:
                 chosen = (selection or {}).get("name")
-                lines.append("%s: %s: %s%s" % (host, service, _STATUS_WORDS[status],
-                                                " (%s)" % chosen if chosen else ""))
+                suffix = " (%s)" % chosen if chosen else ""
+                lines.append("%s: %s: %s%s" % (host, service, _STATUS_WORDS[status], suffix))
         for role, report in sorted((entry.get("reports") or {}).items()):
             warnings = (report or {}).get("warnings") if isinstance(report, dict) else None
             if isinstance(warnings, str):

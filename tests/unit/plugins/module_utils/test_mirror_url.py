@@ -217,3 +217,8 @@ def test_parse_splits_credentials_and_keeps_them_out_of_as_dict():
     assert parsed.base_url == "https://h/simple"
     assert parsed.has_credentials
     assert "p%2Fw" not in repr(parsed) and "p%2Fw" not in str(parsed.as_dict())
+
+
+def test_mask_url_without_a_scheme_hides_user_password_and_query_token():
+    masked = mask_url("user:pw@host/x?token=abc&page=2")
+    assert masked == "***@host/x?token=***&page=2"

@@ -36,7 +36,7 @@ dest=$root/ansible_collections/gpulab/provision
 # the shipped files as installed from the artifact and the development files as before.
 # SANITY_ARTIFACT_ONLY=1 checks the installed artifact alone.
 if [[ -z ${SANITY_ARTIFACT_ONLY:-} ]]; then
-  git ls-files -z | grep -zv -e '^collections/' -e '^\.ci/' -e '^\.git' \
+  git ls-files -z | grep -zv -e '^collections/' -e '^playbooks/collections/' -e '^\.ci/' -e '^\.git' \
     | rsync -a --from0 --files-from=- --ignore-existing ./ "$dest/"
 fi
 cd "$dest"

@@ -13,6 +13,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.vars.manager import VariableManager
 
 from ansible_collections.gpulab.provision.plugins.module_utils import selection
+from ansible_collections.gpulab.provision.plugins.module_utils.catalog_layers import ADD_PREFIX, layer_catalog
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 EXAMPLE = os.path.join(ROOT, "inventories", "example")
@@ -23,7 +24,14 @@ def host_vars():
     loader = DataLoader()
     inventory = InventoryManager(loader=loader, sources=[EXAMPLE])
     manager = VariableManager(loader=loader, inventory=inventory)
-    return {host.name: manager.get_vars(host=host) for host in inventory.get_hosts()}
+    result = {}
+    for host in inventory.get_hosts():
+        hv = manager.get_vars(host=host)
+        # what site.yml / failover.yml do before the probe: the layers and the order
+        layers = {key: value for key, value in hv.items() if key.startswith(ADD_PREFIX)}
+        hv["gpulab_mirrors"] = layer_catalog(hv["gpulab_mirrors"], layers, hv.get("gpulab_mirror_order"))
+        result[host.name] = hv
+    return result
 
 
 def test_two_sites_and_hosts(host_vars):
@@ -55,6 +63,7 @@ def test_sites_order_pypi_differently_and_one_host_is_pinned(host_vars):
         site = [g for g in v["group_names"] if g.startswith("site_")][0]
         orders[site] = [m["name"] for m in v["gpulab_mirrors"]["pypi"]]
     assert orders["site_beijing"] != orders["site_shanghai"]
+    assert orders["site_shanghai"][:2] == ["sjtu", "aliyun"]
     pinned = {n: v["gpulab_mirror_pin"] for n, v in host_vars.items() if v.get("gpulab_mirror_pin")}
     assert pinned.get("gpu-bj-02") == {"pypi": "aliyun"}
     for entry in host_vars["gpu-bj-02"]["gpulab_mirrors"]["pypi"]:

@@ -68,7 +68,8 @@ def run_with_deadline(argv, timeout, env=None, kill_grace=KILL_GRACE_S):
         raise ValueError("timeout must be a positive number of seconds, got %r" % (timeout,))
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with  (waited for below, within a bound)
+    # Not a with-block: leaving the block would wait for the process, which is what must not happen.
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=full_env, close_fds=True, start_new_session=True,
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import re
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 STATE_OK = "ok"
 STATE_ABSENT = "absent"

@@ -44,7 +44,7 @@ def test_the_whole_process_group_is_killed(tmp_path):
     result = run_with_deadline([cmd], 0.5)
     assert result.timed_out
     child = int(pidfile.read_text())
-    for _ in range(50):  # the grandchild got SIGKILL too; give the kernel a moment to reap it
+    for _attempt in range(50):  # the grandchild got SIGKILL too; give the kernel a moment to reap it
         try:
             os.kill(child, 0)
         except OSError:

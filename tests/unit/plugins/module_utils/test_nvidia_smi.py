@@ -336,8 +336,8 @@ def test_580_report_names_clock_event_reasons_not_throttle_reasons():
 
 
 def test_parse_xml_rejects_a_report_with_missing_gpu_elements():
-    text = fixture("h100-80gb-hbm3-580-open.q.xml").replace("<attached_gpus>1</attached_gpus>",
-                                                             "<attached_gpus>2</attached_gpus>")
+    text = fixture("h100-80gb-hbm3-580-open.q.xml").replace(
+        "<attached_gpus>1</attached_gpus>", "<attached_gpus>2</attached_gpus>")
     with pytest.raises(NvidiaSmiParseError, match="says 2 but the report has 1"):
         parse_xml(text)
 

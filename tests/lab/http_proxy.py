@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small forward HTTP proxy for tests: absolute-form GET/HEAD (plain HTTP) and CONNECT (HTTPS).
@@ -7,6 +7,8 @@ It logs one line per request ("GET http://127.0.3.1:8080/simple/six/" or "CONNEC
 --log, so a test can prove a client went through it. Loopback only: it refuses to forward to any
 address outside 127.0.0.0/8 and ::1 (the test network rule), and it stops after --lifetime seconds.
 """
+
+from __future__ import annotations
 
 import argparse
 import ipaddress
@@ -36,7 +38,7 @@ class Proxy(BaseHTTPRequestHandler):
         pass
 
     def _log(self, line):
-        with open(self.log_path, "a") as handle:
+        with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
     def _forward(self):
@@ -83,6 +85,12 @@ class Proxy(BaseHTTPRequestHandler):
                 (upstream if sock is self.connection else self.connection).sendall(data)
 
 
+def _stop_after(seconds):
+    """A test server never outlives its test run."""
+    time.sleep(seconds)
+    os._exit(0)  # pylint: disable=protected-access
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--listen", required=True, help="127.x.y.z:port")
@@ -96,9 +104,9 @@ def main():
     Proxy.log_path = args.log
     server = ThreadingHTTPServer((host, int(port)), Proxy)
     if args.pidfile:
-        with open(args.pidfile, "w") as handle:
+        with open(args.pidfile, "w", encoding="utf-8") as handle:
             handle.write(str(os.getpid()))
-    threading.Thread(target=lambda: (time.sleep(args.lifetime), os._exit(0)), daemon=True).start()
+    threading.Thread(target=_stop_after, args=(args.lifetime,), daemon=True).start()
     server.serve_forever()
 
 

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version: *//p' galaxy.yml)
 tarball=${DIST:-build/dist}/gpulab-provision-$version.tar.gz
 [[ -f $tarball ]] || { echo "artifact-check: $tarball not found (run make build)" >&2; exit 1; }
-git ls-files >/tmp/gpulab-artifact-tracked.$$
+# Tracked files, less symbolic links (the collections/ links that make a checkout a collection path).
+git ls-files -s | awk '$1 != "120000" {sub(/^[^\t]*\t/, ""); print}' >/tmp/gpulab-artifact-tracked.$$
 trap 'rm -f /tmp/gpulab-artifact-tracked.$$' EXIT
 python3 - "$tarball" "$version" /tmp/gpulab-artifact-tracked.$$ <<'PY'
 import fnmatch, json, sys, tarfile
@@ -24,7 +25,7 @@ problems = []
 # Nothing of the development tooling.
 forbidden = ["tests/unit/*", "tests/lab/*", "tests/fixtures/*", "tests/integration/*", "molecule/*",
              "demo/*", "bench/*", "scripts/*", "requirements/*", ".venv*", "build/*", "collections/*",
-             ".ci/*", ".git*", "*/__pycache__/*", "*.pyc", "Makefile", "ansible.cfg", "pytest.ini",
+             ".ci/*", ".git*", "playbooks/collections/*", "*/__pycache__/*", "*.pyc", "Makefile", "ansible.cfg", "pytest.ini",
              ".ansible-lint", ".yamllint", "execution-environment.yml", "*.tar.gz"]
 for name in sorted(names):
     hit = next((p for p in forbidden if fnmatch.fnmatch(name, p)), None)

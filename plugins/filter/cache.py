@@ -8,21 +8,8 @@ Each filter is documented in plugins/filter/<name>.yml (ansible-doc -t filter gp
 
 from __future__ import annotations
 
-from functools import wraps
-
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.gpulab.provision.plugins.module_utils import cache_catalog as cc
-
-
-def _named(name, function):
-    @wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except (ValueError, TypeError) as exc:
-            raise AnsibleFilterError("gpulab.provision.%s: %s" % (name, exc)) from exc
-    return wrapper
+from ansible_collections.gpulab.provision.plugins.plugin_utils.filter_errors import named_filter
 
 
 def cache_catalog(catalog, hostvars, nodes=None, host=None, use=True):
@@ -55,7 +42,7 @@ class FilterModule:
 
     def filters(self):
         return {
-            name: _named(name, function)
+            name: named_filter(name, function)
             for name, function in (
                 ("cache_catalog", cache_catalog),
                 ("cache_node_errors", cache_node_errors),

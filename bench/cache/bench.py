@@ -110,7 +110,7 @@ def pip_install(python, index, target, packages, fail=True):
     host = index.split("/")[2].split(":")[0]
     proc = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--no-deps", "--target", target,
                            "--index-url", index, "--trusted-host", host] + packages,
-                          env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         if not fail:
             return proc.stderr.strip().splitlines()[-1:]

@@ -263,6 +263,17 @@ def _catalog_entry(options, name):
     return {}
 
 
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _channel_names(names, variable):
+    """``names`` as given, each checked to be a conda channel name (``variable`` names the option)."""
+    for name in names:
+        if not isinstance(name, str) or not _CHANNEL_NAME.match(name):
+            raise RenderError("%s: %r is not a channel name" % (variable, name))
+    return list(names)
+
+
 def render_condarc(current, selection, options=None):
     """.condarc: ``channel_alias``, ``default_channels`` and ``custom_channels`` from the mirror.
 
@@ -287,20 +298,14 @@ def render_condarc(current, selection, options=None):
     if entry.get("default_channels"):
         defaults = [_parse(url, "conda", insecure, where + " default_channels").url for url in entry["default_channels"]]
     else:
-        defaults = []
-        for name in _opt(options, "default_channels", ["main", "r"]):
-            if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
-                raise RenderError("conda_mirror_default_channels: %r is not a channel name" % (name,))
-            defaults.append(base + "/pkgs/" + name)
+        defaults = [base + "/pkgs/" + name for name in
+                    _channel_names(_opt(options, "default_channels", ["main", "r"]), "conda_mirror_default_channels")]
     if entry.get("custom_channels"):
         custom = {name: _parse(url, "conda", insecure, where + " custom_channels." + str(name)).url
                   for name, url in entry["custom_channels"].items()}
     else:
-        custom = {}
-        for name in _opt(options, "custom_channels", []):
-            if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
-                raise RenderError("conda_mirror_custom_channels: %r is not a channel name" % (name,))
-            custom[name] = alias
+        custom = {name: alias for name in
+                  _channel_names(_opt(options, "custom_channels", []), "conda_mirror_custom_channels")}
     settings = {"channel_alias": alias, "default_channels": defaults, "custom_channels": custom}
     show = _opt(options, "show_channel_urls")
     if show is not None:

@@ -371,3 +371,10 @@ def test_docker_proxy_drop_in_is_read_by_systemd_rules():
 def test_systemd_quoting_of_percent_and_quotes():
     from ansible_collections.gpulab.provision.plugins.module_utils.renderers import _systemd_quote
     assert _systemd_quote('A=b%c"d\\e') == '"A=b%%c\\"d\\\\e"'
+
+
+@pytest.mark.parametrize("option,variable", [("default_channels", "conda_mirror_default_channels"),
+                                             ("custom_channels", "conda_mirror_custom_channels")])
+def test_condarc_channel_names_are_checked(option, variable):
+    with pytest.raises(RenderError, match="%s: 'a/b' is not a channel name" % variable):
+        render_client_config("", "condarc", sel(url=CONDA), {option: ["main", "a/b"]})

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: image_archive
 short_description: Load a docker save or OCI image archive into Docker or containerd, idempotently
-version_added: "0.1.0"
+version_added: "1.0.0"
 description:
   - Loads an image archive that is already on the host (a C(docker save) tar or an OCI image
     layout tar, optionally compressed) into Docker with C(docker load), or into containerd with

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: image_archive_fetch
 short_description: Download an image archive on the host, resuming interrupted transfers, verified by SHA-256
-version_added: "0.1.0"
+version_added: "1.0.0"
 description:
   - Downloads one file (an image archive for M(gpulab.provision.image_archive)) from an internal
     HTTP(S) URL, on the managed host itself, never through the controller.

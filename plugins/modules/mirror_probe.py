@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: mirror_probe
 short_description: Check which package mirrors are healthy, from the managed host, within one deadline
-version_added: "0.1.0"
+version_added: "1.0.0"
 description:
   - Probes a list of mirrors of one kind (PyPI, conda, Docker registry, apt or plain HTTP) from the
     managed host, all at once, and reports for each whether it answered its protocol correctly,

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: nvidia_gpu_facts
 short_description: Report the NVIDIA driver, CUDA version and GPUs of a host
-version_added: 0.1.0
+version_added: "1.0.0"
 description:
   - Runs C(nvidia-smi) and returns what it reports as facts (C(ansible_facts.gpulab_gpu)) and as
     the plain return value RV(gpu).

@@ -19,18 +19,15 @@ the lock, writes the lease and then writes its files, so the two never write the
 from __future__ import annotations
 
 import argparse
-import errno
-import fcntl
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
-from ansible_collections.gpulab.provision.plugins.module_utils import config_merge, probe_session, watch
+from ansible_collections.gpulab.provision.plugins.module_utils import client_files, config_merge, probe_session, watch
+from ansible_collections.gpulab.provision.plugins.module_utils.client_files import Lock, read_text
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
-from ansible_collections.gpulab.provision.plugins.module_utils.renderers import RenderError, render_client_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
 
 DEFAULT_CONFIG = "/etc/gpulab/mirrors.json"
@@ -55,73 +52,14 @@ def read_json(path, default):
         raise CliError("%s cannot be read as JSON (%s); fix or remove it" % (path, exc))
 
 
-def read_text(path):
-    """The file's text, or None when it does not exist."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_atomic(path, text, mode=None):
-    """Replace ``path`` with ``text`` atomically, keeping the old file's mode and owner."""
-    directory = os.path.dirname(path) or "."
-    try:
-        old = os.stat(path)
-    except FileNotFoundError:
-        old = None
-    fd, tmp = tempfile.mkstemp(prefix=".gpulab-mirror-watch.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, (old.st_mode & 0o7777) if old else (mode if mode is not None else 0o644))
-        if old and os.geteuid() == 0:
-            os.chown(tmp, old.st_uid, old.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def write_atomic(path, text, mode=0o644):
+    """The watcher's own files (state, fact): root-owned, replaced atomically, no backup."""
+    client_files.write_file(path, text, mode, "root")
 
 
 def nice_json(data):
     """JSON as Ansible's to_nice_json writes it (so an unchanged fact stays byte-identical)."""
     return json.dumps(data, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
-
-
-class Lock:
-    """flock on the lock file shared with Ansible; ``acquired`` is False after ``wait_s``."""
-
-    def __init__(self, path, wait_s, sleep=time.sleep, clock=time.monotonic):
-        self.path, self.wait_s, self.sleep, self.clock = path, wait_s, sleep, clock
-        self.handle = None
-        self.acquired = False
-
-    def __enter__(self):
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.handle = open(self.path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
-        give_up = self.clock() + float(self.wait_s)
-        while True:
-            try:
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.acquired = True
-                return self
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or self.clock() >= give_up:
-                    return self
-                self.sleep(0.2)
-
-    def __exit__(self, *exc):
-        if self.handle is not None:
-            if self.acquired:
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-            self.handle.close()
-        return False
 
 
 def lease_holder(path, lease_s, now):
@@ -148,63 +86,38 @@ def systemctl(*args):
     return done.returncode, done.stdout.decode("utf-8", "replace").strip()
 
 
-def render_files(service, cfg, selection, catalog):
-    """``[(client entry, render result or None, note)]`` for the service's existing files."""
-    out = []
-    for entry in cfg["clients"]:
-        path = entry["path"]
-        current = read_text(path)
-        if current is None:
-            out.append((entry, None, "%s absent (not configured by Ansible): left alone" % path))
-            continue
-        if entry["client"] == "condarc" and config_merge.yaml is None:
-            out.append((entry, None, "%s skipped: PyYAML (python3-yaml) is not installed on this host" % path))
-            continue
-        options = dict(entry.get("options") or {})
-        if entry["client"] == "condarc":
-            options["catalog"] = catalog
-        try:
-            result = render_client_config(current, entry["client"], selection, options)
-        except RenderError as exc:
-            out.append((entry, None, "%s not switched: %s" % (path, exc)))
-            continue
-        out.append((entry, result, None))
-    return out
-
-
 def apply_switch(service, cfg, decision, config, check, run=systemctl):
     """Write the service's files for ``decision['selection']``; returns ``(written, notes, complete)``.
 
-    ``complete`` is False when an existing file could not be rendered (it stays as it was): the
-    switch is then not recorded, and the next run tries again.
+    Only files that exist are switched (Ansible created them; the watcher never adds one). They are
+    written as the config roles write them (:mod:`client_files`: mode by credential, backup, the
+    newest backups kept). ``complete`` is False when an existing file could not be rendered or
+    written (it stays as it was): the switch is then not recorded, and the next run tries again.
     """
-    written, notes, reloads, complete = [], [], [], True
-    for entry, result, note in render_files(service, cfg, decision["selection"], cfg["mirrors"]):
-        if note:
-            notes.append(note)
-            complete = complete and (result is not None or " absent " in note or "PyYAML" in note)
+    notes, clients = [], []
+    for entry in cfg["clients"]:
+        if entry["client"] == "condarc" and config_merge.yaml is None and os.path.exists(entry["path"]):
+            notes.append("%s skipped: PyYAML (python3-yaml) is not installed on this host" % entry["path"])
             continue
-        if not result["changed"]:
-            continue
-        written.append(entry["path"])
+        clients.append(entry)
+    plans = client_files.plan_files(clients, decision["selection"], cfg["mirrors"], create=False)
+    notes.extend("%s absent (not configured by Ansible): left alone" % plan["entry"]["path"]
+                 for plan in plans if plan["missing"])
+    done = client_files.apply_plans(plans, check)
+    notes.extend("%s not switched: %s" % (item["path"], item["reason"]) for item in done["errors"])
+    for unit, needs in sorted(done["reload"].items()):
         if check:
-            continue
-        write_atomic(entry["path"], result["content"])
-        if entry["client"] == "daemon_json" and result["summary"].get("needs") in ("reload", "restart"):
-            reloads.append((entry.get("reload") or "docker", result["summary"]["needs"]))
-    for unit, needs in reloads:
+            break
         active, _out = run("is-active", "--quiet", unit)
         action = dockerd_action(needs, "never", info_rc=active, variable="mirror_watch (never restarts)")
         if action["action"] == "reload":
             rc, out = run("reload", unit)
             notes.append(("reloaded %s" % unit) if rc == 0 else ("reload of %s failed: %s" % (unit, out[:200])))
-        elif action["action"] == "pending":
-            notes.append("%s: %s" % (unit, action["reason"]))
         else:
             notes.append("%s: %s" % (unit, action["reason"]))
-    if check and written:
+    if check and done["written"]:
         notes.append("check mode: nothing written")
-    return written, notes, complete
+    return done["written"], notes, not done["errors"]
 
 
 def record_fact(path, service, selection):

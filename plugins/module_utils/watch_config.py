@@ -25,11 +25,12 @@ from ansible_collections.gpulab.provision.plugins.module_utils.watch import DEFA
 VERSION = 1
 DEFAULT_CLIENTS = {
     "pip": {"service": "pypi", "conf_path": "/etc/pip.conf", "timeout": 10, "retries": 2, "manage_uv": True,
-            "uv_conf_path": "/etc/uv/uv.toml"},
+            "uv_conf_path": "/etc/uv/uv.toml", "backup": True, "backup_keep": 5, "credentials_group": "root"},
     "conda": {"service": "conda", "condarc_path": "/opt/conda/.condarc", "custom_channels": ["conda-forge", "pytorch", "nvidia"],
-              "default_channels": ["main", "r"], "show_channel_urls": True},
+              "default_channels": ["main", "r"], "show_channel_urls": True, "backup": True, "backup_keep": 5,
+              "credentials_group": "root"},
     "docker": {"service": "docker", "daemon_json_path": "/etc/docker/daemon.json", "unit": "docker",
-               "containerd_certs_dir": "/etc/containerd/certs.d"},
+               "containerd_certs_dir": "/etc/containerd/certs.d", "backup": True, "backup_keep": 5},
 }
 DEFAULT_SETTINGS = {
     "confirm": DEFAULT_CONFIRM,
@@ -45,29 +46,37 @@ DEFAULT_SETTINGS = {
 }
 
 
+def _written_as(role):
+    """How the config role writes its files (client_files): backups kept, group of a credentialed file."""
+    return {"backup": bool(role.get("backup", True)), "backup_keep": role.get("backup_keep"),
+            "credentials_group": role.get("credentials_group") or "root"}
+
+
 def _clients(service, opts):
-    """The client files of ``service`` with the renderer options the config roles pass."""
+    """The client files of ``service`` with the renderer options and file settings the config roles use."""
     pip, conda, docker = opts["pip"], opts["conda"], opts["docker"]
     files = []
     if service == pip["service"]:
-        files.append({"client": "pip_conf", "path": pip["conf_path"],
-                      "options": {"path": pip["conf_path"], "service": service, "timeout": pip["timeout"],
-                                  "retries": pip["retries"]}})
+        files.append(dict(_written_as(pip), client="pip_conf", path=pip["conf_path"],
+                          options={"path": pip["conf_path"], "service": service, "timeout": pip["timeout"],
+                                   "retries": pip["retries"]}))
         if pip["manage_uv"]:
-            files.append({"client": "uv_toml", "path": pip["uv_conf_path"],
-                          "options": {"path": pip["uv_conf_path"], "service": service}})
+            files.append(dict(_written_as(pip), client="uv_toml", path=pip["uv_conf_path"],
+                              options={"path": pip["uv_conf_path"], "service": service}))
     if service == conda["service"]:
-        files.append({"client": "condarc", "path": conda["condarc_path"],
-                      "options": {"path": conda["condarc_path"], "service": service,
-                                  "custom_channels": list(conda["custom_channels"]),
-                                  "default_channels": list(conda["default_channels"]),
-                                  "show_channel_urls": conda["show_channel_urls"]}})
+        files.append(dict(_written_as(conda), client="condarc", path=conda["condarc_path"],
+                          options={"path": conda["condarc_path"], "service": service,
+                                   "custom_channels": list(conda["custom_channels"]),
+                                   "default_channels": list(conda["default_channels"]),
+                                   "show_channel_urls": conda["show_channel_urls"]}))
     if service == docker["service"]:
         # failover.yml's docker_mirror_mirrors_only: registry-mirrors / insecure-registries only.
-        files.append({"client": "daemon_json", "path": docker["daemon_json_path"], "reload": docker["unit"],
-                      "options": {"path": docker["daemon_json_path"], "service": service, "mirrors_only": True}})
+        files.append(dict(_written_as(docker), client="daemon_json", path=docker["daemon_json_path"],
+                          reload=docker["unit"],
+                          options={"path": docker["daemon_json_path"], "service": service, "mirrors_only": True}))
         hosts = docker["containerd_certs_dir"].rstrip("/") + "/docker.io/hosts.toml"
-        files.append({"client": "hosts_toml", "path": hosts, "options": {"path": hosts, "service": service}})
+        files.append(dict(_written_as(docker), client="hosts_toml", path=hosts,
+                          options={"path": hosts, "service": service}))
     return files
 
 

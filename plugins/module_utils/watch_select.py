@@ -13,16 +13,13 @@ would all stay byte-identical can be skipped.
 
 from __future__ import annotations
 
-from ansible_collections.gpulab.provision.plugins.module_utils.renderers import RenderError, render_client_config
+from ansible_collections.gpulab.provision.plugins.module_utils.client_files import plan_files
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_selection
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import fact_entry
 
 # Which config role writes which client file.
 ROLE_OF = {"pip_conf": "pip_mirror", "uv_toml": "pip_mirror", "condarc": "conda_mirror",
            "daemon_json": "docker_mirror", "hosts_toml": "docker_mirror"}
-# A missing file that its role would create whatever the host has (others only where their
-# directory exists: conda's prefix, containerd's configuration directory).
-CREATED_ALWAYS = ("pip_conf", "uv_toml", "daemon_json")
 
 
 def select_services(answers, mirrors, policy, pin=None, previous=None):
@@ -50,12 +47,6 @@ def select_services(answers, mirrors, policy, pin=None, previous=None):
     return {"selected": selected, "fact": fact, "down": down}
 
 
-def _dir_of(path, levels=1):
-    for _level in range(levels):
-        path = path.rsplit("/", 1)[0] or "/"
-    return path
-
-
 def pending_files(watched, selected, read, exists):
     """Files a config role would change, per role: ``{role: [{path, client, reason}]}``.
 
@@ -69,25 +60,13 @@ def pending_files(watched, selected, read, exists):
         entry = selected.get(service)
         if entry is None:
             continue
-        for client in cfg["clients"]:
-            path, kind = client["path"], client["client"]
-            role = ROLE_OF[kind]
-            current = read(path)
-            if current is None:
-                if entry.get("status") in ("kept", "none"):
-                    continue
-                if kind in CREATED_ALWAYS or (kind == "condarc" and exists(_dir_of(path))) or \
-                        (kind == "hosts_toml" and exists(_dir_of(path, 3))):
-                    pending.setdefault(role, []).append({"path": path, "client": kind, "reason": "missing"})
+        for plan in plan_files(cfg["clients"], entry, cfg["mirrors"], create=True, read=read, exists=exists):
+            path, kind = plan["entry"]["path"], plan["entry"]["client"]
+            if plan["error"]:
+                reason = plan["error"]
+            elif plan["result"] is not None and plan["result"]["changed"]:
+                reason = "missing" if plan["missing"] else plan["result"]["summary"]["reason"]
+            else:
                 continue
-            options = dict(client.get("options") or {})
-            if kind == "condarc":
-                options["catalog"] = cfg["mirrors"]
-            try:
-                result = render_client_config(current, kind, entry, options)
-            except (RenderError, ImportError) as exc:
-                pending.setdefault(role, []).append({"path": path, "client": kind, "reason": str(exc)})
-                continue
-            if result["changed"]:
-                pending.setdefault(role, []).append({"path": path, "client": kind, "reason": result["summary"]["reason"]})
+            pending.setdefault(ROLE_OF[kind], []).append({"path": path, "client": kind, "reason": reason})
     return pending

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: mirror_probe_all
-short_description: Probe every mirror service of a host in one call, choose, and say which config files would change
+short_description: Probe every mirror service of a host in one call, choose, and switch the config files
 version_added: "1.0.0"
 description:
   - The fast path of C(playbooks/failover.yml). Probes every service of O(mirrors) at once, all bounded
@@ -22,21 +22,31 @@ description:
   - The probe arguments per service (requirements, freshness limits, reference and status feed entries)
     are made by the same function as the C(gpulab.provision.mirror_probe_args) filter mirror_select uses.
   - Validates the inventory first and fails with every problem, each naming its variable.
-  - Read-only; it never changes the host. Credentials in mirror URLs never appear in the output.
+  - With O(write=false) (the default) it is read-only. With O(write=true) it also writes, in the same
+    call, every file that would change, exactly as the config roles write them (the same renderers;
+    mode C(0640) and the role's C(*_credentials_group) for a file that holds a credential, else C(0644);
+    a backup named as C(backup=true) names it and only the newest C(*_backup_keep) kept; a broken file is
+    never written over), records the choice in the local fact, and reloads dockerd when its
+    C(registry-mirrors) changed (a reload, never a restart). This is how C(failover.yml) switches a host
+    in one module call; what it leaves (a file it cannot render, a daemon.json change that needs a
+    restart) is returned in RV(pending) for the config role to do.
+  - Writes happen under the lock C(gpulab-mirror-watch) shares (O(lock_path)).
+  - Credentials in mirror URLs never appear in the output, nor a diff of a file that holds one.
 author:
   - gpulab.provision maintainers (@gpulab)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Read-only, so check mode probes exactly as a normal run does.
+    details: Check mode probes exactly as a normal run does and writes nothing; with O(write=true) it reports what would be written.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+    support: full
+    details: With O(write=true), one diff per file, except for files whose old or new text holds a credential.
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
-    details: Always returns C(changed=false).
+    details: A second run with the same mirrors healthy finds every file already as rendered and writes nothing.
 options:
   mirrors:
     description: C(gpulab_mirrors), service -> list of C({name, url, insecure, ...}) in preference order.
@@ -78,8 +88,26 @@ options:
     description: Verify TLS certificates (the per-mirror C(insecure) is the finer switch).
     type: bool
     default: true
+  write:
+    description:
+      - Write the files that would change, record the local fact and reload dockerd (see the description).
+      - V(false) only probes, chooses and returns RV(pending).
+    type: bool
+    default: false
+    version_added: 1.1.0
+  lock_path:
+    description: The lock file C(gpulab-mirror-watch) writes under; held while writing.
+    type: path
+    default: /run/lock/gpulab-mirrors.lock
+    version_added: 1.1.0
+  lock_wait_s:
+    description: How long to wait for O(lock_path) before failing without writing anything.
+    type: int
+    default: 120
+    version_added: 1.1.0
 notes:
   - A service whose status is C(none) with C(on_all_down=fail) fails the module, listing every reason.
+  - Runs as root to write the system files (C(become)).
 seealso:
   - module: gpulab.provision.mirror_probe
 """
@@ -91,6 +119,15 @@ EXAMPLES = r"""
     services: {pypi: {kind: pypi, project: pip}, docker: {kind: docker}}
     policy: {strategy: first_healthy, timeout_s: 3, on_all_down: keep}
   register: __probe
+
+- name: Probe, choose and switch pip.conf, uv.toml and daemon.json in one call
+  gpulab.provision.mirror_probe_all:
+    mirrors: "{{ gpulab_mirrors }}"
+    services: {pypi: {kind: pypi, project: pip}, docker: {kind: docker}}
+    policy: {strategy: first_healthy, timeout_s: 3, on_all_down: keep}
+    clients: {pip: {backup_keep: 5, credentials_group: pipusers}}
+    write: true
+  become: true
 """
 
 RETURN = r"""
@@ -115,7 +152,9 @@ fact_dir_exists:
   returned: success
   type: bool
 pending:
-  description: Per config role (C(pip_mirror), C(conda_mirror), C(docker_mirror)), the files whose bytes would change, with why.
+  description:
+    - Per config role (C(pip_mirror), C(conda_mirror), C(docker_mirror)), the files whose bytes would change, with why.
+    - With O(write=true), only what was left for the role (a file that cannot be rendered or written, a change that needs a dockerd restart).
   returned: success
   type: dict
   sample: {"pip_mirror": [{"path": "/etc/pip.conf", "client": "pip_conf", "reason": "index-url -> https://..."}]}
@@ -128,27 +167,125 @@ elapsed_ms:
   description: Milliseconds the probe of all services took.
   returned: success
   type: int
+written:
+  description: With O(write=true), the files written (in check mode, that would be written).
+  returned: success
+  type: list
+  elements: str
+  version_added: 1.1.0
+backups:
+  description: With O(write=true), the backups made of the replaced files.
+  returned: success
+  type: list
+  elements: str
+  version_added: 1.1.0
+notes:
+  description: With O(write=true), what happened to dockerd (reloaded, not running).
+  returned: success
+  type: list
+  elements: str
+  version_added: 1.1.0
 """
 
 import json
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.gpulab.provision.plugins.module_utils import client_files
+from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
-from ansible_collections.gpulab.provision.plugins.module_utils.watch_select import pending_files, select_services
+from ansible_collections.gpulab.provision.plugins.module_utils.watch_select import ROLE_OF, pending_files, select_services
 
 
 def _read(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
+    return client_files.read_text(path)
+
+
+def _nice_json(data):
+    """The local fact as failover.yml's copy task wrote it (to_nice_json(sort_keys=true) + newline)."""
+    return json.dumps(data, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
+
+
+def _dockerd_validator(module):
+    """``dockerd --validate`` where this dockerd has it (Docker 23+), as docker_mirror validates."""
+    path = module.get_bin_path("dockerd")
+    if not path:
         return None
+    rc, out, err = module.run_command([path, "--help"])
+    if "--validate" not in out + err:
+        return None
+
+    def validate(tmp):
+        rc, out, err = module.run_command([path, "--validate", "--config-file", tmp])
+        return None if rc == 0 else (err or out).strip()[:300] or "dockerd --validate failed"
+    return validate
+
+
+def _apply_dockerd(module, reload, check):
+    """Reload each dockerd whose daemon.json changed (registry mirrors are re-read on SIGHUP)."""
+    notes = []
+    systemctl = module.get_bin_path("systemctl")
+    for unit, needs in sorted(reload.items()):
+        if check:
+            notes.append("%s would be reloaded" % unit)
+            continue
+        active = module.run_command([systemctl, "is-active", "--quiet", unit])[0] if systemctl else 1
+        action = dockerd_action(needs, "never", info_rc=active, variable="failover (reload only)")
+        if action["action"] != "reload":
+            notes.append("%s: %s" % (unit, action["reason"]))
+            continue
+        rc, out, err = module.run_command([systemctl, "reload", unit])
+        if rc != 0:
+            module.fail_json(msg="daemon.json was written but systemctl reload %s failed: %s" % (unit, (err or out).strip()[:300]))
+        docker = module.get_bin_path("docker")
+        for _attempt in range(30):
+            if not docker or module.run_command([docker, "info", "--format", "{{.ServerVersion}}"])[0] == 0:
+                break
+            time.sleep(1)
+        notes.append("reloaded %s" % unit)
+    return notes
+
+
+def _write(module, watched, selected, fact, fact_changed, params):
+    """Write what the config roles would write, under the lock the watcher shares; see RV(written)."""
+    check = module.check_mode
+    plans, left = [], {}
+    for service, cfg in watched.items():
+        if service not in selected:
+            continue
+        for plan in client_files.plan_files(cfg["clients"], selected[service], cfg["mirrors"], create=True):
+            result = plan["result"]
+            # A change dockerd applies only on a restart is the docker_mirror role's (its restart policy).
+            if result is not None and result["changed"] and result["summary"].get("needs") == "restart":
+                left.setdefault(ROLE_OF[plan["entry"]["client"]], []).append(
+                    {"path": plan["entry"]["path"], "client": plan["entry"]["client"],
+                     "reason": "needs a dockerd restart: left to docker_mirror and its restart policy"})
+                continue
+            plans.append(plan)
+    changing = [p for p in plans if p["error"] or (p["result"] is not None and p["result"]["changed"])]
+    validate = {"daemon_json": _dockerd_validator(module)} if any(
+        p["entry"]["client"] == "daemon_json" for p in changing) and not check else {}
+    if check or not (changing or fact_changed):
+        done = client_files.apply_plans(changing, check=True, diff=module._diff)
+    else:
+        with client_files.Lock(params["lock_path"], params["lock_wait_s"]) as lock:
+            if not lock.acquired:
+                module.fail_json(msg="%s is held by another writer (gpulab-mirror-watch or another play) for more "
+                                     "than %ss; nothing was written. Run again." % (params["lock_path"], params["lock_wait_s"]))
+            done = client_files.apply_plans(changing, diff=module._diff, validate=validate)
+            if fact_changed:
+                os.makedirs(os.path.dirname(params["fact_path"]) or ".", mode=0o755, exist_ok=True)
+                client_files.write_file(params["fact_path"], _nice_json(fact), 0o644, "root")
+    for item in done["errors"]:
+        left.setdefault(ROLE_OF[item["client"]], []).append(item)
+    done["notes"] = _apply_dockerd(module, done["reload"], check)
+    return done, left
 
 
 def main():
@@ -164,6 +301,9 @@ def main():
             fact_path=dict(type="path", default="/etc/ansible/facts.d/gpulab_mirrors.fact"),
             ca_path=dict(type="path"),
             validate_certs=dict(type="bool", default=True),
+            write=dict(type="bool", default=False),
+            lock_path=dict(type="path", default="/run/lock/gpulab-mirrors.lock"),
+            lock_wait_s=dict(type="int", default=120),
         ),
         supports_check_mode=True,
         no_log=True,
@@ -187,6 +327,7 @@ def main():
     except WatchError as exc:
         module.fail_json(msg="Mirror inventory: %s" % masker(str(exc)))
     policy = built["config"]["policy"]
+    watched = {k: v for k, v in built["config"]["services"].items() if k in only}
     try:
         previous = json.loads(_read(params["fact_path"]) or "{}")
     except ValueError:
@@ -197,8 +338,7 @@ def main():
         answers = probe_services(requests, policy["timeout_s"], validate_certs=params["validate_certs"],
                                  ca_path=params["ca_path"])
         chosen = select_services(answers["services"], params["mirrors"], policy, params["pin"], previous)
-        pending = pending_files({k: v for k, v in built["config"]["services"].items() if k in only},
-                                chosen["selected"], _read, os.path.isdir)
+        pending = pending_files(watched, chosen["selected"], _read, os.path.isdir)
     except Exception as exc:  # never let a traceback carry a URL out
         module.fail_json(msg="mirror_probe_all failed: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)))
     results = {name: answer.get("results") or [] for name, answer in answers["services"].items()}
@@ -208,10 +348,22 @@ def main():
         module.fail_json(msg="No healthy mirror (gpulab_mirror_policy.on_all_down: fail); nothing was changed. "
                              + "; ".join(line for line in summary if line.split(":")[0] in chosen["down"]),
                          probes=results)
-    module.exit_json(changed=False, probes=results, selected=chosen["selected"], fact=chosen["fact"],
-                     fact_changed=chosen["fact"] != previous, fact_dir_exists=os.path.isdir(os.path.dirname(params["fact_path"])),
-                     pending=pending, summary=summary,
-                     elapsed_ms=answers["elapsed_ms"])
+    fact_changed = chosen["fact"] != previous
+    out = dict(changed=False, probes=results, selected=chosen["selected"], fact=chosen["fact"],
+               fact_changed=fact_changed, fact_dir_exists=os.path.isdir(os.path.dirname(params["fact_path"])),
+               pending=pending, summary=summary, elapsed_ms=answers["elapsed_ms"],
+               written=[], backups=[], notes=[])
+    if params["write"]:
+        try:
+            done, left = _write(module, watched, chosen["selected"], chosen["fact"], fact_changed, params)
+        except Exception as exc:  # pylint: disable=broad-exception-caught  (never a traceback with a URL)
+            module.fail_json(msg="mirror_probe_all could not write: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)),
+                             selected=chosen["selected"], summary=summary)
+        out.update(changed=bool(done["written"]) or fact_changed, pending=left, written=done["written"],
+                   backups=done["backups"], notes=[masker(note) for note in done["notes"]])
+        if done["diffs"]:
+            out["diff"] = done["diffs"]
+    module.exit_json(**out)
 
 
 if __name__ == "__main__":

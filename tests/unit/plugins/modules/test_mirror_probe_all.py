@@ -96,3 +96,91 @@ def test_a_bad_inventory_fails_before_probing(lab, capsys):
 def test_only_names_services_of_the_catalog(lab, capsys):
     failed, result, _out = run_module(capsys, dict(lab["args"], only=["pypi", "pip"]))
     assert failed and result["msg"].startswith("only: pip not in gpulab_mirrors")
+
+
+# --------------------------------------------------------------------------------------------------
+# write: true - failover.yml's one call: the files switch as the config roles write them.
+
+
+def _writing(lab, **extra):
+    clients = {"pip": dict(lab["args"]["clients"]["pip"], backup_keep=1),
+               # a unit no host has: the test never reloads a real dockerd
+               "docker": dict(lab["args"]["clients"]["docker"], unit="gpulab-test-absent.service")}
+    return dict(lab["args"], clients=clients, write=True, lock_path=str(lab["path"] / "lock"), **extra)
+
+
+def _mode(path):
+    return path.stat().st_mode & 0o777
+
+
+def test_write_switches_the_files_records_the_fact_and_hides_the_credential(lab, capsys):
+    failed, result, out = run_module(capsys, _writing(lab))
+    assert not failed, result
+    pip_conf, daemon = lab["path"] / "pip.conf", lab["path"] / "daemon.json"
+    assert result["changed"] is True and sorted(result["written"]) == sorted([str(pip_conf), str(daemon)])
+    assert result["pending"] == {}
+    # real clients read these files in molecule; here: the bytes are the renderers' and the modes the roles'
+    text = pip_conf.read_text()
+    assert "index-url = http://u:%s@127.0.0.1:%d/simple" % (SECRET, lab["good"].port) in text
+    assert _mode(pip_conf) == 0o640  # holds a credential
+    assert json.loads(daemon.read_text())["registry-mirrors"] == [lab["good"].url]
+    assert _mode(daemon) == 0o644
+    assert json.loads((lab["path"] / "gpulab_mirrors.fact").read_text()) == result["fact"]
+    assert any("gpulab-test-absent.service" in note for note in result["notes"])
+    assert SECRET not in out
+    # the same again: nothing to write, nothing changed, no backup
+    failed, again, _out = run_module(capsys, _writing(lab))
+    assert not failed and again["changed"] is False and again["written"] == [] and again["backups"] == []
+    assert pip_conf.read_text() == text
+
+
+def test_write_backs_up_what_it_replaces_and_keeps_the_newest(lab, capsys):
+    pip_conf = lab["path"] / "pip.conf"
+    pip_conf.write_text("[global]\nindex-url = http://127.0.0.9:1/simple\n# mine\n")
+    pip_conf.chmod(0o644)
+    failed, result, _out = run_module(capsys, _writing(lab))
+    assert not failed, result
+    assert len(result["backups"]) == 1
+    backup = result["backups"][0]
+    assert backup.startswith(str(pip_conf) + ".") and backup.endswith("~")
+    with open(backup, encoding="utf-8") as handle:
+        assert "127.0.0.9" in handle.read()
+    assert "# mine" in pip_conf.read_text()  # the user's lines stay
+    # a second switch (back to a hand-edited file) leaves one backup: backup_keep 1
+    time.sleep(1.1)
+    pip_conf.write_text("[global]\nindex-url = http://127.0.0.8:1/simple\n")
+    failed, result, _out = run_module(capsys, _writing(lab))
+    assert not failed
+    backups = sorted(p.name for p in lab["path"].iterdir() if p.name.startswith("pip.conf.") and p.name.endswith("~"))
+    assert len(backups) == 1 and backups[0] == result["backups"][0].rsplit("/", 1)[1]
+
+
+def test_write_in_check_mode_writes_nothing_and_diffs_only_what_holds_no_credential(lab, capsys):
+    failed, result, out = run_module(capsys, _writing(lab, _ansible_check_mode=True, _ansible_diff=True))
+    assert not failed, result
+    assert result["changed"] is True and len(result["written"]) == 2
+    assert not (lab["path"] / "pip.conf").exists() and not (lab["path"] / "daemon.json").exists()
+    assert not (lab["path"] / "gpulab_mirrors.fact").exists() and not (lab["path"] / "lock").exists()
+    assert [d["after_header"] for d in result["diff"]] == [str(lab["path"] / "daemon.json")]
+    assert SECRET not in out
+
+
+def test_write_leaves_a_broken_file_to_its_role(lab, capsys):
+    daemon = lab["path"] / "daemon.json"
+    daemon.write_text('{"registry-mirrors": [')
+    failed, result, _out = run_module(capsys, _writing(lab))
+    assert not failed, result
+    assert daemon.read_text() == '{"registry-mirrors": ['
+    assert [p["path"] for p in result["pending"]["docker_mirror"]] == [str(daemon)]
+    assert str(lab["path"] / "pip.conf") in result["written"]
+
+
+def test_write_waits_for_the_watchers_lock_and_then_writes_nothing(lab, capsys):
+    import fcntl
+
+    lock = lab["path"] / "lock"
+    with open(lock, "a", encoding="utf-8") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        failed, result, _out = run_module(capsys, _writing(lab, lock_wait_s=1))
+    assert failed and "is held by another writer" in result["msg"]
+    assert not (lab["path"] / "pip.conf").exists() and not (lab["path"] / "gpulab_mirrors.fact").exists()

@@ -17,6 +17,7 @@ class ReportError(ValueError):
 
 
 REPORT_PREFIX = "gpulab_report_"
+CACHE_PREFIX = "cache-"  # cache_catalog.ENTRY_PREFIX: a client's catalog entry for a lab cache node
 REPORT_SETTINGS = ("gpulab_report_path", "gpulab_report_hosts")
 _COLUMNS = ("host", "service", "chosen", "latency", "lag", "age", "status")
 
@@ -124,4 +125,47 @@ def format_report(data):
         lines.append("")
         lines.append("roles (host  role  changed/ok  summary):")
         lines.extend(role_lines)
+    lines.extend(_cache_lines(data))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _cache_lines(data):
+    """Per lab cache node: its upstreams and disk, then per service the hosts that use it and the
+    hosts that have it in their catalog but chose another mirror (it failed their probe)."""
+    nodes = {host: data[host]["reports"]["cache_node"] for host in sorted(data)
+             if isinstance(data[host]["reports"].get("cache_node"), dict)}
+    users = {}
+    for host in sorted(data):
+        for service, entry in sorted(data[host]["mirrors_selected"].items()):
+            entry = entry if isinstance(entry, dict) else {}
+            chosen = entry.get("name") or ""
+            named = [item.get("name") for item in (entry.get("ranked") or []) + (entry.get("rejected") or [])
+                     if isinstance(item, dict)]
+            for name in set(named + [chosen]):
+                if not (isinstance(name, str) and name.startswith(CACHE_PREFIX)):
+                    continue
+                node = name[len(CACHE_PREFIX):]
+                nodes.setdefault(node, {})
+                how = "uses" if name == chosen else "fell back"
+                users.setdefault(node, {}).setdefault(service, {}).setdefault(how, []).append(
+                    host if how == "uses" else "%s (on %s)" % (host, chosen or "none"))
+    if not nodes:
+        return []
+    lines = ["", "cache nodes (node: upstreams, disk; who uses it):"]
+    for node in sorted(nodes):
+        report = nodes[node]
+        upstreams = ", ".join("%s <- %s" % (key, value) for key, value in sorted((report.get("upstreams") or {}).items())
+                              if value)
+        disk = report.get("disk_bytes") if isinstance(report.get("disk_bytes"), dict) else {}
+        size = sum(value for value in disk.values() if _is_number(value))
+        lines.append("%s: %s; disk %.1f MiB" % (node, upstreams or "no report from the node in this run",
+                                                size / 1048576.0) if report else
+                     "%s: no report from the node in this run" % node)
+        for service, how in sorted(users.get(node, {}).items()):
+            text = "  %s: uses it: %s" % (service, ", ".join(how.get("uses", [])) or "none")
+            if how.get("fell back"):
+                text += "; fell back: %s" % ", ".join(how["fell back"])
+            lines.append(text)
+        if not users.get(node):
+            lines.append("  no host in this report has it in its catalog")
+    return lines

@@ -69,3 +69,31 @@ def test_report_shows_lag_age_and_each_rejections_evidence():
     lines = report_text({"gpu1": {"gpulab_mirrors_selected": {"pypi": selected}}}).splitlines()
     assert lines[2].split() == ["gpu1", "pypi", "a", "12", "ms", "3", "5.2", "h", "ok"]
     assert lines[3] == "      rejected b: serial 51234 behind 51990 (lag 756 > 500)"
+
+
+def test_report_says_which_hosts_use_each_cache_node_and_which_fell_back():
+    on_cache = mirror_selection([result("cache-node1", latency_ms=2), result("tuna", latency_ms=40)],
+                                catalog("cache-node1", "tuna"))
+    fell_back = mirror_selection([result("cache-node1", healthy=False, reason="connection refused"),
+                                  result("tuna", latency_ms=40)], catalog("cache-node1", "tuna"))
+    hostvars = {
+        "node1": {"gpulab_report_cache_node": {
+            "changed": False, "summary": "cache node",
+            "upstreams": {"pypi": "https://***@tuna.example/simple", "docker.io": "https://hub.example"},
+            "disk_bytes": {"pypi": 3 * 1048576, "docker.io": 1048576}}},
+        "gpu1": {"gpulab_mirrors_selected": {"pypi": on_cache}},
+        "gpu2": {"gpulab_mirrors_selected": {"pypi": fell_back}},
+        "gpu3": {"gpulab_mirrors_selected": {"pypi": mirror_selection([result("tuna", latency_ms=40)], catalog("tuna"))}},
+    }
+    lines = report_text(hostvars).splitlines()
+    start = lines.index("cache nodes (node: upstreams, disk; who uses it):")
+    assert lines[start + 1:] == [
+        "node1: docker.io <- https://hub.example, pypi <- https://***@tuna.example/simple; disk 4.0 MiB",
+        "  pypi: uses it: gpu1; fell back: gpu2 (on tuna)",
+    ]
+
+
+def test_report_names_a_cache_node_that_did_not_report():
+    on_cache = mirror_selection([result("cache-node9", latency_ms=2)], catalog("cache-node9"))
+    lines = report_text({"gpu1": {"gpulab_mirrors_selected": {"docker": on_cache}}}).splitlines()
+    assert lines[-2:] == ["node9: no report from the node in this run", "  docker: uses it: gpu1"]

@@ -397,19 +397,30 @@ def render_daemon_json(current, selection, options=None):
 
 
 def render_hosts_toml(current, selection, options=None):
-    """containerd ``certs.d/docker.io/hosts.toml``: healthy mirrors in rank order, then Docker Hub.
+    """containerd ``certs.d/<registry>/hosts.toml``: healthy mirrors in rank order, then the registry.
 
-    The file is ours whole. Keys are TOML quoted keys, values basic strings; read back before it is
-    returned. A ``kept`` / ``none`` selection leaves it as it is.
+    Options: ``path``, ``service``, ``registry`` (default ``docker.io``, whose server is Docker Hub's
+    registry; any other registry's server is ``https://<registry>``). The file is ours whole. Keys
+    are TOML quoted keys, values basic strings; read back before it is returned. For docker.io a
+    ``kept`` / ``none`` selection leaves it as it is; for another registry (the lab cache nodes that
+    proxy it, from the cache_registry_hosts filter) no healthy host means a file with the server
+    only: containerd goes straight to the registry instead of waiting on a dead cache.
     """
-    path = _opt(options, "path", "/etc/containerd/certs.d/docker.io/hosts.toml")
+    registry = _opt(options, "registry", "docker.io")
+    if not isinstance(registry, str) or not re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$", registry):
+        raise RenderError("hosts.toml: registry %r is not a registry host name (ghcr.io, nvcr.io, quay.io)" % (registry,))
+    path = _opt(options, "path", "/etc/containerd/certs.d/%s/hosts.toml" % registry)
     service = _opt(options, "service", "docker")
-    if _status(selection) not in ACTIVE or not selection.get("ranked"):
+    hub = registry == "docker.io"
+    healthy = _status(selection) in ACTIVE and bool((selection or {}).get("ranked"))
+    if hub and not healthy:
         return _untouched(current, selection, "hosts_toml", path)
-    ranked = _ranked_docker(selection, service)
-    lines = ["# Written by gpulab.provision docker_mirror: healthy mirrors for docker.io in rank order;",
+    ranked = _ranked_docker(selection, service) if healthy else []
+    server = HUB if hub else "https://%s" % registry
+    what = "healthy mirrors" if hub else "healthy lab cache nodes"
+    lines = ["# Written by gpulab.provision docker_mirror: %s for %s in rank order;" % (what, registry),
              "# containerd tries each host in turn, then the server. Edit gpulab_mirrors, not this file.",
-             "server = %s" % toml_string(HUB)]
+             "server = %s" % toml_string(server)]
     for mirror in ranked:
         lines += ["", "[host.%s]" % toml_string(mirror.url), '  capabilities = ["pull", "resolve"]']
         if mirror.insecure:
@@ -419,9 +430,10 @@ def render_hosts_toml(current, selection, options=None):
     if data is not None and list(data.get("host", {})) != [m.url for m in ranked]:
         raise RenderError("%s: the rendered file does not read back as written; nothing was written" % path)
     return _result(current, content, {
-        "client": "hosts_toml", "path": path, "action": "render", "status": selection.get("status"),
-        "mirror": selection.get("name"), "hosts": [m.masked for m in ranked],
-        "reason": "hosts -> %s" % ", ".join(m.masked for m in ranked)})
+        "client": "hosts_toml", "path": path, "action": "render", "status": (selection or {}).get("status"),
+        "mirror": (selection or {}).get("name"), "hosts": [m.masked for m in ranked], "registry": registry,
+        "reason": ("hosts -> %s" % ", ".join(m.masked for m in ranked)) if ranked
+        else "no healthy cache node: %s directly" % server})
 
 
 # --------------------------------------------------------------------------------------------------

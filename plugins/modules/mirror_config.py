@@ -52,7 +52,7 @@ options:
     type: dict
     default: {}
   catalog:
-    description: The service's catalog (C(gpulab_mirrors.<service>)); the C(condarc) renderer reads it.
+    description: The service's catalog (C(gpulab_mirrors.<service>)); the C(condarc) renderer reads it (also accepted as O(options.catalog)).
     type: list
     elements: dict
     default: []
@@ -153,7 +153,8 @@ def main():
              "backup": params["backup"], "backup_keep": params["backup_keep"],
              "credentials_group": params["credentials_group"]}
     try:
-        plans = client_files.plan_files([entry], params["selection"], params["catalog"], create=params["create"],
+        catalog = params["catalog"] or params["options"].get("catalog") or []
+        plans = client_files.plan_files([entry], params["selection"], catalog, create=params["create"],
                                         exists=lambda _path: True)
         done = client_files.apply_plans(plans, check=module.check_mode, diff=module._diff)
     except Exception as exc:  # pylint: disable=broad-exception-caught  (never a traceback with a URL)

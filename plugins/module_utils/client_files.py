@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import os
 import shutil
 import tempfile
@@ -107,8 +108,6 @@ def file_mode(summary, credentials_group="root"):
 
 
 def _gid(group):
-    import grp  # pylint: disable=import-outside-toplevel  (POSIX only, as the hosts are)
-
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:

@@ -52,7 +52,7 @@ options:
     type: dict
     default: {}
   catalog:
-    description: The service's catalog (C(gpulab_mirrors.<service>)); the C(condarc) renderer reads it (also accepted as O(options.catalog)).
+    description: The service's catalog (C(gpulab_mirrors.<service>)); the C(condarc) renderer reads it (also accepted as C(catalog) in O(options)).
     type: list
     elements: dict
     default: []
@@ -105,8 +105,6 @@ removed_backups:
   elements: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpulab.provision.plugins.module_utils import client_files
@@ -157,7 +155,7 @@ def main():
         plans = client_files.plan_files([entry], params["selection"], catalog, create=params["create"],
                                         exists=lambda _path: True)
         done = client_files.apply_plans(plans, check=module.check_mode, diff=module._diff)
-    except Exception as exc:  # pylint: disable=broad-exception-caught  (never a traceback with a URL)
+    except Exception as exc:  # never a traceback with a URL
         module.fail_json(msg="%s: %s" % (params["path"], masker("%s: %s" % (exc.__class__.__name__, exc))))
     if done["errors"]:
         module.fail_json(msg=masker(done["errors"][0]["reason"]), path=params["path"])

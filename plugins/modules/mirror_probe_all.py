@@ -356,7 +356,7 @@ def main():
     if params["write"]:
         try:
             done, left = _write(module, watched, chosen["selected"], chosen["fact"], fact_changed, params)
-        except Exception as exc:  # pylint: disable=broad-exception-caught  (never a traceback with a URL)
+        except Exception as exc:  # never a traceback with a URL
             module.fail_json(msg="mirror_probe_all could not write: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)),
                              selected=chosen["selected"], summary=summary)
         out.update(changed=bool(done["written"]) or fact_changed, pending=left, written=done["written"],

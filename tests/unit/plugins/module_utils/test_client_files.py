@@ -54,8 +54,8 @@ def test_prune_keeps_the_newest(tmp_path):
         (tmp_path / ("pip.conf.1.%s~" % stamp)).write_text(stamp)
     (tmp_path / "pip.conf.notes").write_text("not a backup")
     removed = client_files.prune(str(path), 1)
-    assert sorted(os.path.basename(p) for p in removed) == ["pip.conf.1.2026-01-01@00:00:00~",
-                                                             "pip.conf.1.2026-02-01@00:00:00~"]
+    assert sorted(os.path.basename(p) for p in removed) == [
+        "pip.conf.1.2026-01-01@00:00:00~", "pip.conf.1.2026-02-01@00:00:00~"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pip.conf", "pip.conf.1.2026-03-01@00:00:00~", "pip.conf.notes"]
 
 

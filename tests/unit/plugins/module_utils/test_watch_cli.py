@@ -226,3 +226,16 @@ def test_a_file_that_cannot_be_rendered_is_left_and_the_switch_not_recorded(lab)
     assert any("uv.toml not switched" in note for note in report["notes"])
     assert "switch not recorded: retried next run" in report["notes"]
     assert fact(lab)["pypi"]["name"] == "a" and (lab["path"] / "uv.toml").read_text() == "this is [not toml\n"
+
+
+def test_a_switch_writes_as_the_config_roles_do_backup_and_mode(lab):
+    lab["once"]()
+    (lab["path"] / "pip.conf").chmod(0o600)  # a mode the roles never set: the switch puts theirs back
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+    lab["once"]()
+    assert index_url(lab) == lab["urls"]["b"]
+    assert (lab["path"] / "pip.conf").stat().st_mode & 0o777 == 0o644  # no credential in it
+    backups = [p.name for p in lab["path"].iterdir() if p.name.startswith("pip.conf.") and p.name.endswith("~")]
+    assert len(backups) == 1
+    assert lab["urls"]["a"] in (lab["path"] / backups[0]).read_text()

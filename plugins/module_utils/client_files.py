@@ -26,9 +26,9 @@ import fcntl
 import grp
 import os
 import shutil
-import tempfile
 import time
 
+from ansible_collections.gpulab.provision.plugins.module_utils.atomic_file import replace_text
 from ansible_collections.gpulab.provision.plugins.module_utils.backups import plan_prune
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import RenderError, render_client_config
 
@@ -121,31 +121,19 @@ def write_file(path, text, mode=0o644, group="root", backup=False, validate=None
     of the temporary file's path returning an error text or None) runs before the replace: a file
     it rejects is never put in place.
     """
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".gpulab.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        if os.geteuid() == 0:
-            os.chown(tmp, 0, _gid(group))
+    owner = (0, _gid(group)) if os.geteuid() == 0 else None
+    saved = []
+
+    def check(tmp):
         problem = validate(tmp) if validate else None
         if problem:
             raise RenderError("%s: the new file was rejected (%s); the old one is kept" % (path, problem))
-        saved = None
         if backup and os.path.exists(path):
-            saved = backup_name(path)
-            shutil.copy2(path, saved)
-        os.replace(tmp, path)
-        return saved
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            saved.append(backup_name(path))
+            shutil.copy2(path, saved[0])
+
+    replace_text(path, text, mode, owner, check)
+    return saved[0] if saved else None
 
 
 def prune(path, keep):

@@ -9,7 +9,8 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
+
+from ansible_collections.gpulab.provision.plugins.module_utils.atomic_file import replace_text
 
 CACHE_VERSION = 1
 
@@ -68,17 +69,7 @@ class ManifestCache(object):
             keep = dict((k, info.get(k)) for k in ("format", "compression", "size", "uncompressed_size",
                                                    "sha256", "images"))
             entry = {"version": CACHE_VERSION, "path": realpath, "stat": stat_key(st), "info": keep}
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(entry, f)
-                os.replace(tmp, self._file(realpath))
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            replace_text(self._file(realpath), json.dumps(entry), mode=0o600, prefix=".tmp-")
             return True
         except (OSError, ValueError, TypeError):
             return False

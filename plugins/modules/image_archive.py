@@ -143,6 +143,8 @@ options:
       - Directory of the manifest cache (created with mode C(0700)).
     type: path
     default: ~/.cache/gpulab/image_archive
+extends_documentation_fragment:
+  - gpulab.provision.attributes
 attributes:
   check_mode:
     support: full

@@ -63,6 +63,8 @@ options:
       - Verify the server's TLS certificate.
     type: bool
     default: true
+extends_documentation_fragment:
+  - gpulab.provision.attributes
 attributes:
   check_mode:
     support: full

@@ -22,16 +22,15 @@ description:
     registry other than docker.io, which then names the registry only.
 author:
   - gpulab.provision maintainers (@gpulab)
+extends_documentation_fragment:
+  - gpulab.provision.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: No diff when the old or the new text holds a credential.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   client:

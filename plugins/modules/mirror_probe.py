@@ -28,16 +28,15 @@ description:
   - Read-only; it never changes the host.
 author:
   - gpulab.provision maintainers (@gpulab)
+extends_documentation_fragment:
+  - gpulab.provision.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The probes are read-only, so check mode probes exactly as a normal run does.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Always returns C(changed=false).
 options:

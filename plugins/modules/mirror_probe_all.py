@@ -34,17 +34,16 @@ description:
   - Credentials in mirror URLs never appear in the output, nor a diff of a file that holds one.
 author:
   - gpulab.provision maintainers (@gpulab)
+extends_documentation_fragment:
+  - gpulab.provision.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode probes exactly as a normal run does and writes nothing; with O(write=true) it reports what would be written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: With O(write=true), one diff per file, except for files whose old or new text holds a credential.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same mirrors healthy finds every file already as rendered and writes nothing.
 options:

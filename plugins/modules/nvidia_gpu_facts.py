@@ -82,20 +82,19 @@ options:
         Override for tests only.
     type: path
     default: /proc/driver/nvidia/version
+extends_documentation_fragment:
+  - gpulab.provision.attributes
+  - gpulab.provision.attributes.facts
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads; it runs the same commands in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   facts:
-    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
     support: full
     details: Sets C(ansible_facts.gpulab_gpu).
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - GPU indexes are the order of C(nvidia-smi) (NVML order, by PCI bus id), not necessarily the

@@ -16,15 +16,14 @@ description:
   - To restore a backup, copy it over the file (C(cp -p /etc/pip.conf.1234.2026-11-27@13:00:00~ /etc/pip.conf)).
 author:
   - gpulab.provision maintainers (@gpulab)
+extends_documentation_fragment:
+  - gpulab.provision.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   path:

@@ -71,6 +71,12 @@ options:
     description: Group of the file when it holds a credential (mode C(0640)).
     type: str
     default: root
+  validate:
+    description:
+      - A command run on the new file before it replaces the old one, with C(%s) for its path, as
+        M(ansible.builtin.copy) takes it (C(dockerd --validate --config-file %s)). A failure keeps the old file and
+        fails the task with the command's output.
+    type: str
 notes:
   - Run as root (C(become)) for system files.
 seealso:
@@ -135,6 +141,7 @@ def main():
             backup=dict(type="bool", default=True),
             backup_keep=dict(type="int", default=5, no_log=False),
             credentials_group=dict(type="str", default="root"),
+            validate=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -149,11 +156,20 @@ def main():
     entry = {"client": params["client"], "path": params["path"], "options": dict(params["options"], path=params["path"]),
              "backup": params["backup"], "backup_keep": params["backup_keep"],
              "credentials_group": params["credentials_group"]}
+    validate = None
+    if params["validate"]:
+        if "%s" not in params["validate"]:
+            module.fail_json(msg="validate: %r must contain %%s (the new file's path)" % params["validate"])
+
+        def validate(tmp):
+            rc, out, err = module.run_command(params["validate"] % tmp)
+            return None if rc == 0 else ("%s: %s" % (params["validate"] % tmp, (err or out).strip()[:500]))
     try:
         catalog = params["catalog"] or params["options"].get("catalog") or []
         plans = client_files.plan_files([entry], params["selection"], catalog, create=params["create"],
                                         exists=lambda _path: True)
-        done = client_files.apply_plans(plans, check=module.check_mode, diff=module._diff)
+        done = client_files.apply_plans(plans, check=module.check_mode, diff=module._diff,
+                                        validate={params["client"]: validate} if validate else None)
     except Exception as exc:  # never a traceback with a URL
         module.fail_json(msg="%s: %s" % (params["path"], masker("%s: %s" % (exc.__class__.__name__, exc))))
     if done["errors"]:

@@ -68,3 +68,16 @@ def test_create_false_leaves_a_missing_file_missing(tmp_path, capsys):
     failed, result, _out = run(capsys, {"client": "uv_toml", "path": str(path), "selection": SEL, "create": False})
     assert not failed and not result["changed"] and not path.exists()
     assert result["summary"]["action"] == "absent"
+
+
+def test_validate_runs_on_the_new_file_and_a_failure_keeps_the_old_one(tmp_path, capsys):
+    path = tmp_path / "daemon.json"
+    path.write_text("{}\n")
+    args = {"client": "daemon_json", "path": str(path), "selection": CACHE, "validate": "grep -q never-there %s"}
+    failed, result, _out = run(capsys, args)
+    assert failed and "the new file was rejected" in result["msg"] and "the old one is kept" in result["msg"]
+    assert path.read_text() == "{}\n" and [p.name for p in tmp_path.iterdir()] == ["daemon.json"]
+    failed, result, _out = run(capsys, dict(args, validate="grep -q registry-mirrors %s"))
+    assert not failed and result["changed"] and "127.0.40.10:5001" in path.read_text()
+    failed, result, _out = run(capsys, dict(args, validate="true"))
+    assert failed and "must contain %s" in result["msg"]

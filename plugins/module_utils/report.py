@@ -130,8 +130,8 @@ def format_report(data):
 
 
 def _cache_lines(data):
-    """Per lab cache node: its upstreams and disk, then per service the hosts that use it and the
-    hosts that have it in their catalog but chose another mirror (it failed their probe)."""
+    """Per lab cache node: its upstreams and disk, then per service the hosts that use it, those it
+    failed (fell back to another mirror) and those that found it healthy but chose another (a pin)."""
     nodes = {host: data[host]["reports"]["cache_node"] for host in sorted(data)
              if isinstance(data[host]["reports"].get("cache_node"), dict)}
     users = {}
@@ -139,14 +139,16 @@ def _cache_lines(data):
         for service, entry in sorted(data[host]["mirrors_selected"].items()):
             entry = entry if isinstance(entry, dict) else {}
             chosen = entry.get("name") or ""
-            named = [item.get("name") for item in (entry.get("ranked") or []) + (entry.get("rejected") or [])
-                     if isinstance(item, dict)]
-            for name in set(named + [chosen]):
+            healthy = [item.get("name") for item in entry.get("ranked") or [] if isinstance(item, dict)]
+            failed = [item.get("name") for item in entry.get("rejected") or [] if isinstance(item, dict)]
+            for name in set(healthy + failed + [chosen]):
                 if not (isinstance(name, str) and name.startswith(CACHE_PREFIX)):
                     continue
                 node = name[len(CACHE_PREFIX):]
                 nodes.setdefault(node, {})
-                how = "uses" if name == chosen else "fell back"
+                # fell back: the node failed this host's probe; chose another: it was healthy, and a pin
+                # or the policy preferred another mirror
+                how = "uses" if name == chosen else ("fell back" if name in failed else "chose another")
                 users.setdefault(node, {}).setdefault(service, {}).setdefault(how, []).append(
                     host if how == "uses" else "%s (on %s)" % (host, chosen or "none"))
     if not nodes:
@@ -163,8 +165,9 @@ def _cache_lines(data):
                      "%s: no report from the node in this run" % node)
         for service, how in sorted(users.get(node, {}).items()):
             text = "  %s: uses it: %s" % (service, ", ".join(how.get("uses", [])) or "none")
-            if how.get("fell back"):
-                text += "; fell back: %s" % ", ".join(how["fell back"])
+            for label in ("fell back", "chose another"):
+                if how.get(label):
+                    text += "; %s: %s" % (label, ", ".join(how[label]))
             lines.append(text)
         if not users.get(node):
             lines.append("  no host in this report has it in its catalog")

@@ -97,3 +97,11 @@ def test_report_names_a_cache_node_that_did_not_report():
     on_cache = mirror_selection([result("cache-node9", latency_ms=2)], catalog("cache-node9"))
     lines = report_text({"gpu1": {"gpulab_mirrors_selected": {"docker": on_cache}}}).splitlines()
     assert lines[-2:] == ["node9: no report from the node in this run", "  docker: uses it: gpu1"]
+
+
+def test_report_tells_a_pinned_host_from_one_the_cache_failed():
+    pinned = mirror_selection([result("cache-node1", latency_ms=2), result("tuna", latency_ms=40)],
+                              catalog("cache-node1", "tuna"), pin="tuna")
+    lines = report_text({"node1": {"gpulab_report_cache_node": {"upstreams": {}, "disk_bytes": {}, "changed": False}},
+                         "gpu3": {"gpulab_mirrors_selected": {"pypi": pinned}}}).splitlines()
+    assert lines[-1] == "  pypi: uses it: none; chose another: gpu3 (on tuna)"

@@ -5,10 +5,13 @@
 image, without and with a lab cache node in between; wall time of the 5 installs side by side.
 
 PyPI: a PEP 503 upstream that counts the bytes it sends; devpi-server (as the role runs it) in
-front. Docker: docker-registry upstream; a registry proxy (as the role configures it) in front; the
-bytes come from the upstream's own access log (http.response.written). The 5 "hosts" are 5 pip
-processes (separate --target dirs, --no-cache-dir) and 5 registry-protocol pulls (manifest + every
-blob) run at the same time. Everything on 127.0.20.40-43 (the bench block).
+front. Docker: docker-registry upstream; registry proxies (as the role configures them) in front:
+one straight to the upstream (distribution 2.8 alone), one through the role's nginx blob cache
+(templates/nginx-registry.conf.j2 rendered as the role renders it), and one through the blob cache
+to an upstream that answers every blob GET with a 307 to another address (as Docker Hub sends its
+CDN). The bytes come from the upstream's own access log (http.response.written). The 5 "hosts" are
+5 pip processes (separate --target dirs, --no-cache-dir) and 5 registry-protocol pulls (manifest +
+every blob). Everything on 127.0.20.40-45 (the bench block).
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 UPSTREAM = ("127.0.20.40", 8080)
 DEVPI = ("127.0.20.41", 3141)
 REG_UP = ("127.0.20.42", 5000)
-REG_PROXY = ("127.0.20.43", 5000)
+REG_PROXY = ("127.0.20.43", 5000)           # distribution 2.8 proxy -> REG_UP
+REG_PROXY_CACHED = ("127.0.20.43", 5001)    # proxy -> nginx blob cache :5101 -> REG_UP
+REG_PROXY_REDIRECT = ("127.0.20.43", 5002)  # proxy -> nginx blob cache :5102 -> REDIRECTOR -> 307 -> REG_UP
+REDIRECTOR = ("127.0.20.44", 5000)
 HOSTS = 5
 # What pip 23+ asks an index for (PEP 691 JSON first).
 PIP_ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
@@ -82,6 +88,79 @@ class IndexHandler(BaseHTTPRequestHandler):
             if os.path.exists(path):
                 return self._send(200, open(path, "rb").read(), "application/octet-stream")
         return self._send(404, b"not found", "text/plain")
+
+
+class RedirectHandler(BaseHTTPRequestHandler):
+    """An upstream registry that sends blobs elsewhere: GET/HEAD of a blob -> 307 to REG_UP; the rest
+    (the /v2/ ping, manifests) relayed from REG_UP."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _relay(self, method):
+        if re.fullmatch(r"/v2/.+/blobs/sha256:[0-9a-f]{64}", self.path):
+            self.send_response(307)
+            self.send_header("Location", "http://%s:%d%s" % (REG_UP + (self.path,)))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        conn = http.client.HTTPConnection("%s:%d" % REG_UP, timeout=60)
+        headers = {k: ", ".join(self.headers.get_all(k)) for k in ("Accept", "Authorization") if self.headers.get_all(k)}
+        conn.request(method, self.path, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        for key, value in resp.getheaders():
+            if key.lower() not in ("connection", "transfer-encoding", "content-length", "date", "server"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data) if method == "GET" else resp.getheader("Content-Length", "0")))
+        self.end_headers()
+        if method == "GET":
+            self.wfile.write(data)
+        conn.close()
+
+    def do_GET(self):
+        self._relay("GET")
+
+    def do_HEAD(self):
+        self._relay("HEAD")
+
+
+def nginx_conf(work):
+    """The bench's nginx: the role's registry blob cache template (roles/cache_node/templates/
+    nginx-registry.conf.j2) for the two cached proxies, their plan made by the role's own function."""
+    import jinja2  # pylint: disable=import-outside-toplevel
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    sys.path.insert(0, os.path.join(root, "collections"))
+    from ansible_collections.gpulab.provision.plugins.module_utils import cache_catalog  # pylint: disable=import-outside-toplevel
+    settings = cache_catalog.node_settings({
+        "cache_node_services": ["docker"], "cache_node_registry_blob_cache_address": REG_PROXY[0],
+        "cache_node_registries": [
+            {"name": "up.bench.test", "port": REG_PROXY_CACHED[1], "upstream": "http://%s:%d" % REG_UP},
+            {"name": "redirect.bench.test", "port": REG_PROXY_REDIRECT[1], "upstream": "http://%s:%d" % REDIRECTOR}]},
+        "bench")
+    plan = cache_catalog.registry_instances(settings)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(root, "roles", "cache_node", "templates")),
+                             trim_blocks=True, undefined=jinja2.StrictUndefined)
+    body = env.get_template("nginx-registry.conf.j2").render(
+        _cache_node_registry_plan=plan, cache_node_data_dir=work, _cache_node_log_dir=work,
+        cache_node_registry_blob_max_size="1g", cache_node_registry_blob_inactive="30d",
+        cache_node_registry_blob_lock_timeout="1h", cache_node_registry_ca_file="/etc/ssl/certs/ca-certificates.crt",
+        # never asked: every redirect of the bench goes to an IP address
+        __cache_node_resolvers=["127.0.20.45"])
+    head = ("user root;\nworker_processes 2;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log warn;\n"
+            "events { worker_connections 1024; }\nhttp {\n  sendfile on;\n"
+            "  log_format gpulab_cache '$remote_addr [$time_local] \"$request\" $status $body_bytes_sent"
+            " cache=$upstream_cache_status';\n" % (work, work))
+    return head + body + "}\n", [(r["remote"], r["upstream"]) for r in plan]
+
+
+def serve_redirector():
+    server = ThreadingHTTPServer(REDIRECTOR, RedirectHandler)
+    server.daemon_threads = True
+    server.serve_forever()
 
 
 def request(method, url, body=None, headers=None, timeout=120):
@@ -163,14 +242,17 @@ def set_devpi_upstream(base, password, mirror_url, index="pypi"):
 
 
 def written_bytes(log_path, since):
-    total = 0
+    """Bytes the upstream registry wrote since ``since``, and how many blob GETs it answered."""
+    total = blob_gets = 0
     with open(log_path) as handle:
         handle.seek(since)
         for line in handle:
             match = re.search(r"http\.response\.written=(\d+)", line)
             if match:
                 total += int(match.group(1))
-    return total
+                if re.search(r"http\.request\.method=GET .*http\.request\.uri=\"/v2/[^\"]+/blobs/sha256:", line):
+                    blob_gets += 1
+    return total, blob_gets
 
 
 def main():
@@ -224,17 +306,27 @@ def main():
         with ThreadPoolExecutor(HOSTS) as pool:
             sizes += list(pool.map(lambda _i: registry_pull(base, "library/benchimg", tag), hosts))
         wall = time.monotonic() - start - (PAUSE_S if first_alone else 0)
-        time.sleep(1)  # the access log line is written when each response completes
-        return {"upstream_bytes": written_bytes(reg_log, size), "wall_s": round(wall, 2), "image_bytes": sizes[0]}
+        time.sleep(1.5)  # the access log line is written when each response completes
+        upstream_bytes, blob_gets = written_bytes(reg_log, size)
+        return {"upstream_bytes": upstream_bytes, "upstream_blob_gets": blob_gets, "wall_s": round(wall, 2),
+                "image_bytes": sizes[0]}
 
-    # Two tags with different random layers, so the second measurement starts from a cold proxy too.
-    for tag in ("1.0", "2.0"):
+    # A tag with its own random layers per measurement, so each one starts from a cold proxy.
+    tags = ("1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0")
+    for tag in tags:
         push_image("http://%s:%d" % REG_UP, "library/benchimg", tag, [8 << 20, 4 << 20, 1 << 20])
+    out["image_blobs"] = 4
     out["docker_without"] = five_pulls("http://%s:%d" % REG_UP, "1.0")
-    # distribution 2.8's proxy does not merge simultaneous fetches of a blob it does not have yet:
-    # 5 cold pulls at the same instant each stream from the upstream.
-    out["docker_with_all_cold_at_once"] = five_pulls("http://%s:%d" % REG_PROXY, "1.0")
-    out["docker_with"] = five_pulls("http://%s:%d" % REG_PROXY, "2.0", first_alone=True)
+    # distribution 2.8's proxy alone: a blob it lacks is fetched twice (to the client and to its
+    # storage), and once more by every pull that asks for it while that fetch runs.
+    out["docker_proxy_only"] = five_pulls("http://%s:%d" % REG_PROXY, "2.0", first_alone=True)
+    out["docker_proxy_only_all_cold_at_once"] = five_pulls("http://%s:%d" % REG_PROXY, "3.0")
+    # The role's setup: the proxy's upstream is its nginx blob cache (one fetch per blob).
+    out["docker_with"] = five_pulls("http://%s:%d" % REG_PROXY_CACHED, "4.0", first_alone=True)
+    out["docker_with_all_cold_at_once"] = five_pulls("http://%s:%d" % REG_PROXY_CACHED, "5.0")
+    # The same, the upstream redirecting every blob GET to another address (followed by nginx).
+    out["docker_with_redirect"] = five_pulls("http://%s:%d" % REG_PROXY_REDIRECT, "6.0", first_alone=True)
+    out["docker_with_redirect_all_cold_at_once"] = five_pulls("http://%s:%d" % REG_PROXY_REDIRECT, "7.0")
     # 5 pip installs at the same instant against a cold devpi index (root/cold, its own file store).
     set_devpi_upstream("http://%s:%d" % DEVPI, devpi_password, up, index="cold")
     before = server.sent
@@ -244,14 +336,23 @@ def main():
     errors = [r[0] for r in results if isinstance(r, list) and r]
     out["pypi_all_cold_at_once"] = {"failed_installs": sum(1 for r in results if isinstance(r, list)),
                                     "upstream_bytes": server.sent - before, "errors": sorted(set(errors))}
-    cold = out["docker_with_all_cold_at_once"]["upstream_bytes"]
-    out["docker_ratio_all_cold_at_once"] = round(out["docker_without"]["upstream_bytes"] / cold, 2) if cold else None
-    for kind in ("pypi", "docker"):
-        without, with_ = out[kind + "_without"]["upstream_bytes"], out[kind + "_with"]["upstream_bytes"]
-        out[kind + "_ratio"] = round(without / with_, 2) if with_ else None
+    without = out["docker_without"]["upstream_bytes"]
+    for key in ("docker_proxy_only", "docker_proxy_only_all_cold_at_once", "docker_with", "docker_with_all_cold_at_once",
+                "docker_with_redirect", "docker_with_redirect_all_cold_at_once"):
+        with_ = out[key]["upstream_bytes"]
+        out[key]["ratio"] = round(without / with_, 2) if with_ else None
+    out["docker_ratio"] = out["docker_with"]["ratio"]
+    out["docker_ratio_all_cold_at_once"] = out["docker_with_all_cold_at_once"]["ratio"]
+    with_ = out["pypi_with"]["upstream_bytes"]
+    out["pypi_ratio"] = round(out["pypi_without"]["upstream_bytes"] / with_, 2) if with_ else None
     print(json.dumps(out, indent=1))
     server.shutdown()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["redirector"]:
+        serve_redirector()
+    elif sys.argv[1:2] == ["nginx-conf"]:
+        print(nginx_conf(sys.argv[2])[0])
+    else:
+        main()

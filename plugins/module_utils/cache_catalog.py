@@ -36,7 +36,13 @@ DEFAULTS = {
     "registries": [{"name": "docker.io", "port": 5000}],
     "tls_cert": "",
     "tls_key": "",
+    "registry_blob_cache": True,
+    "registry_blob_cache_address": "127.0.0.1",
 }
+
+# A registry's blob cache (nginx between the registry proxy and its upstream) listens on this
+# many ports above the registry's own port unless the entry names ``cache_port``.
+BLOB_CACHE_PORT_OFFSET = 100
 
 # Where a registry's upstream is when neither the entry nor (for docker.io) the node's chosen
 # Docker Hub mirror says otherwise.
@@ -91,6 +97,15 @@ def node_errors(settings):
         value = settings[key]
         if not isinstance(value, str) or (value not in _WILDCARDS and not _is_ip(value) and not _HOSTNAME.match(value)):
             errors.append("cache_node_%s: %r is not an IP address or host name" % (key, value))
+    blob_cache = settings["registry_blob_cache"]
+    if not isinstance(blob_cache, bool):
+        errors.append("cache_node_registry_blob_cache: %r must be true or false" % (blob_cache,))
+        blob_cache = False
+    blob_address = settings["registry_blob_cache_address"]
+    if blob_cache and "docker" in (services or []) and (not isinstance(blob_address, str) or not _is_ip(blob_address)
+                                                        or blob_address in _WILDCARDS):
+        errors.append("cache_node_registry_blob_cache_address: %r must be one IP address of the node (loopback:"
+                      " 127.0.0.1), where each registry proxy reaches its blob cache" % (blob_address,))
     if bool(settings["tls_cert"]) != bool(settings["tls_key"]):
         errors.append("cache_node_tls_cert and cache_node_tls_key: set both (a PEM certificate and its key) or neither")
     ports = []
@@ -112,9 +127,10 @@ def node_errors(settings):
             if not isinstance(entry, dict):
                 errors.append("%s: must be a mapping like {name: docker.io, port: 5000}" % here)
                 continue
-            unknown = sorted(set(entry) - {"name", "port", "upstream"})
+            unknown = sorted(set(entry) - {"name", "port", "upstream", "cache_port"})
             if unknown:
-                errors.append("%s: unknown key(s) %s; allowed: name, port, upstream" % (here, ", ".join(unknown)))
+                errors.append("%s: unknown key(s) %s; allowed: name, port, upstream, cache_port"
+                              % (here, ", ".join(unknown)))
             name = entry.get("name")
             if not isinstance(name, str) or not _HOSTNAME.match(name) or "." not in name:
                 errors.append("%s.name: %r is not a registry host name (e.g. docker.io, ghcr.io, nvcr.io)"
@@ -125,6 +141,11 @@ def node_errors(settings):
                 seen.add(name)
             errors.extend(_port_errors(here + ".port", entry.get("port")))
             ports.append((here + ".port", entry.get("port")))
+            if blob_cache:
+                cache_port = blob_cache_port(entry)
+                if "cache_port" in entry or not _port_errors("", entry.get("port")):
+                    errors.extend(_port_errors(here + ".cache_port", cache_port))
+                    ports.append((here + ".cache_port", cache_port))
             upstream = entry.get("upstream")
             if upstream:
                 try:
@@ -140,6 +161,16 @@ def node_errors(settings):
             errors.append("port collision: %s all use port %d; give each service its own port"
                           % (" and ".join(names), port))
     return errors
+
+
+def blob_cache_port(entry):
+    """The port of a registry's blob cache: the entry's ``cache_port``, else its port + 100."""
+    if "cache_port" in entry:
+        return entry["cache_port"]
+    port = entry.get("port")
+    if isinstance(port, bool) or not isinstance(port, int):
+        return None
+    return port + BLOB_CACHE_PORT_OFFSET
 
 
 def advertised_host(settings):
@@ -180,8 +211,16 @@ def registry_upstream(entry, docker_selected):
 
 
 def registry_instances(settings, docker_selected=None):
-    """One dict per registry the node proxies: name, slug, port, upstream (no credentials),
-    username, password, unit. Raise :class:`CacheNodeError` on bad settings."""
+    """One dict per registry the node proxies. Raise :class:`CacheNodeError` on bad settings.
+
+    ``name``, ``slug``, ``port``, ``upstream`` (no credentials), ``username``, ``password``, ``unit``;
+    ``remote``: what the registry proxy is given as ``proxy.remoteurl``: its blob cache
+    (``http://<registry_blob_cache_address>:<cache_port>``, nginx, which forwards to the upstream)
+    when ``registry_blob_cache`` is on, else the upstream itself; ``cache_port`` (None without the
+    blob cache), ``cache_listen`` (nginx's ``listen`` value), and for nginx ``origin``
+    (``scheme://host[:port]``), ``host_header`` and ``tls_name`` (the name the upstream's
+    certificate is checked against).
+    """
     if "docker" not in settings["services"]:
         return []
     errors = node_errors(settings)
@@ -191,9 +230,19 @@ def registry_instances(settings, docker_selected=None):
     for entry in settings["registries"]:
         url, username, password = registry_upstream(entry, docker_selected)
         slug = entry["name"].replace(".", "-").lower()
-        out.append({"name": entry["name"], "slug": slug, "port": entry["port"], "upstream": url,
+        parts = http_upstream(url, "cache_node_registries[name=%s].upstream" % entry["name"])
+        instance = {"name": entry["name"], "slug": slug, "port": entry["port"], "upstream": url,
                     "username": username, "password": password,
-                    "unit": "gpulab-cache-registry-%s.service" % slug})
+                    "unit": "gpulab-cache-registry-%s.service" % slug,
+                    "origin": parts["origin"], "host_header": parts["host_header"],
+                    "tls_name": parse_mirror_url(url, kind="docker", insecure=True).host,
+                    "cache_port": None, "cache_listen": None, "remote": url}
+        if settings["registry_blob_cache"]:
+            address = settings["registry_blob_cache_address"]
+            host = "[%s]" % address if ":" in address else address
+            port = blob_cache_port(entry)
+            instance.update(cache_port=port, cache_listen="%s:%d" % (host, port), remote="http://%s:%d" % (host, port))
+        out.append(instance)
     return out
 
 

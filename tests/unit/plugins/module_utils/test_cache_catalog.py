@@ -179,7 +179,10 @@ def test_bad_listen_address_is_refused():
 def test_docker_io_upstream_is_the_nodes_chosen_hub_mirror():
     regs = registry_instances(node_settings({}, "c"), {"url": "https://docker.m.daocloud.io/", "status": "ok"})
     assert regs == [{"name": "docker.io", "slug": "docker-io", "port": 5000, "upstream": "https://docker.m.daocloud.io",
-                     "username": None, "password": None, "unit": "gpulab-cache-registry-docker-io.service"}]
+                     "username": None, "password": None, "unit": "gpulab-cache-registry-docker-io.service",
+                     "origin": "https://docker.m.daocloud.io", "host_header": "docker.m.daocloud.io",
+                     "tls_name": "docker.m.daocloud.io",
+                     "cache_port": 5100, "cache_listen": "127.0.0.1:5100", "remote": "http://127.0.0.1:5100"}]
 
 
 def test_docker_io_upstream_is_docker_hub_when_nothing_was_chosen():
@@ -225,3 +228,54 @@ def test_http_upstream_error_names_the_variable():
     from ansible_collections.gpulab.provision.plugins.module_utils.cache_catalog import http_upstream
     with pytest.raises(CacheNodeError, match="^cache_node_conda_upstream: "):
         http_upstream("ftp://mirror.example/conda")
+
+
+# The blob cache: nginx between each registry proxy and its upstream (distribution 2.8's proxy
+# fetches a blob it lacks twice; nginx's proxy_cache_lock makes that one upstream fetch).
+def test_registry_proxy_is_given_its_blob_cache_as_remote():
+    node = {"cache_node_registries": [{"name": "nvcr.io", "port": 5003, "upstream": "https://u:pw@nvcr.io:8443"}],
+            "cache_node_registry_blob_cache_address": "127.0.40.10"}
+    reg = registry_instances(node_settings(node, "c"))[0]
+    assert (reg["remote"], reg["cache_port"], reg["cache_listen"]) == ("http://127.0.40.10:5103", 5103, "127.0.40.10:5103")
+    assert (reg["origin"], reg["host_header"], reg["tls_name"]) == ("https://nvcr.io:8443", "nvcr.io:8443", "nvcr.io")
+    assert "pw" not in reg["origin"] + reg["remote"] + reg["host_header"]
+
+
+def test_blob_cache_off_gives_the_upstream_itself():
+    node = {"cache_node_registry_blob_cache": False}
+    reg = registry_instances(node_settings(node, "c"))[0]
+    assert (reg["remote"], reg["cache_port"], reg["cache_listen"]) == ("https://registry-1.docker.io", None, None)
+    assert errors_for(registry_blob_cache=False, registries=[{"name": "docker.io", "port": 5000, "cache_port": 3141}]) == []
+
+
+def test_explicit_cache_port_and_ipv6_address():
+    node = {"cache_node_registries": [{"name": "ghcr.io", "port": 5001, "cache_port": 6001}],
+            "cache_node_registry_blob_cache_address": "::1"}
+    reg = registry_instances(node_settings(node, "c"))[0]
+    assert (reg["remote"], reg["cache_listen"]) == ("http://[::1]:6001", "[::1]:6001")
+
+
+def test_blob_cache_port_collides_with_another_service():
+    errors = errors_for(registries=[{"name": "docker.io", "port": 8000}], conda_port=8100)
+    assert errors == ["port collision: cache_node_conda_port and cache_node_registries[0].cache_port all use port 8100;"
+                      " give each service its own port"]
+
+
+def test_blob_cache_port_out_of_range():
+    assert errors_for(registries=[{"name": "docker.io", "port": 65500}]) == [
+        "cache_node_registries[0].cache_port: 65600 is not a TCP port (1-65535)"]
+    assert errors_for(registries=[{"name": "docker.io", "port": 5000, "cache_port": "x"}]) == [
+        "cache_node_registries[0].cache_port: 'x' is not a TCP port (1-65535)"]
+
+
+def test_bad_port_is_reported_once_not_again_for_its_cache_port():
+    assert errors_for(registries=[{"name": "docker.io", "port": "5000"}]) == [
+        "cache_node_registries[0].port: '5000' is not a TCP port (1-65535)"]
+
+
+def test_blob_cache_address_must_be_one_ip_address():
+    for bad in ("0.0.0.0", "localhost", "", 5):
+        errors = errors_for(registry_blob_cache_address=bad)
+        assert len(errors) == 1 and errors[0].startswith("cache_node_registry_blob_cache_address: "), bad
+    assert errors_for(registry_blob_cache_address="localhost", services=["pypi"]) == []
+    assert errors_for(registry_blob_cache="yes")[0].startswith("cache_node_registry_blob_cache: 'yes' must be true or false")

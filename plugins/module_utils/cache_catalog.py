@@ -278,6 +278,19 @@ def node_endpoints(settings):
     return out
 
 
+def checked_nodes(nodes):
+    """``[(hostname, settings)]`` of ``[(hostname, node_vars)]``; a node with bad settings raises
+    :class:`CacheNodeError` naming it and every problem."""
+    out = []
+    for hostname, node_vars in nodes:
+        settings = node_settings(node_vars, hostname)
+        errors = node_errors(settings)
+        if errors:
+            raise CacheNodeError("cache node %s: %s" % (hostname, "; ".join(errors)))
+        out.append((hostname, settings))
+    return out
+
+
 def cache_catalog(catalog, nodes, host=None, use=True):
     """The client's catalog with each cache node's endpoints first, per service.
 
@@ -298,11 +311,7 @@ def cache_catalog(catalog, nodes, host=None, use=True):
         return catalog
     result = dict(catalog)
     prepend = {}
-    for hostname, node_vars in nodes:
-        settings = node_settings(node_vars, hostname)
-        errors = node_errors(settings)
-        if errors:
-            raise CacheNodeError("cache node %s: %s" % (hostname, "; ".join(errors)))
+    for _hostname, settings in checked_nodes(nodes):
         for service, entry in node_endpoints(settings).items():
             if service in SERVICES:
                 prepend.setdefault(service, []).append(entry)

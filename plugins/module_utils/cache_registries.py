@@ -21,9 +21,8 @@ from __future__ import annotations
 from ansible_collections.gpulab.provision.plugins.module_utils.cache_catalog import (
     ENTRY_PREFIX,
     CacheNodeError,
+    checked_nodes,
     node_endpoints,
-    node_errors,
-    node_settings,
 )
 
 
@@ -41,11 +40,7 @@ def registry_hosts(nodes, host=None, use=True, docker_selection=None):
         return {}
     rejected = {item.get("name") for item in ((docker_selection or {}).get("rejected") or []) if isinstance(item, dict)}
     out = {}
-    for hostname, node_vars in nodes:
-        settings = node_settings(node_vars, hostname)
-        errors = node_errors(settings)
-        if errors:
-            raise CacheNodeError("cache node %s: %s" % (hostname, "; ".join(errors)))
+    for hostname, settings in checked_nodes(nodes):
         entry_name = ENTRY_PREFIX + str(hostname)
         insecure = not bool(settings["tls_cert"])
         for registry, url in sorted((node_endpoints(settings).get("registries") or {}).items()):

@@ -4,11 +4,14 @@
 """Which backups of a file to keep: the ones Ansible's ``backup: true`` leaves beside it.
 
 ``ansible.builtin.copy`` (and friends) name a backup ``<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~``. Every
-change leaves one, so they pile up; the roles keep the newest N. Pure: names and times in, names out.
+change leaves one, so they pile up; the roles keep the newest N. :func:`plan_prune` is pure (names
+and times in, names out); :func:`prune` applies it to a directory (module ``prune_backups`` and
+``client_files``, the writer of the client files).
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 _STAMP = r"(?P<stamp>\d{4}-\d{2}-\d{2}@\d{2}:\d{2}:\d{2})"
@@ -37,3 +40,30 @@ def plan_prune(basename, entries, keep):
     found.sort(reverse=True)
     names = [item[2] for item in found]
     return names[:keep], names[keep:]
+
+
+def prune(path, keep, check=False):
+    """Remove all but the newest ``keep`` backups of ``path``; returns ``(kept, removed)`` file names.
+
+    A missing directory has no backups. ``check``: only say what would be removed. An unlink that
+    fails for another reason than a file already gone raises :class:`OSError` (with its filename).
+    """
+    directory, basename = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return [], []
+    entries = []
+    for name in names:
+        try:
+            entries.append((name, os.lstat(os.path.join(directory, name)).st_mtime))
+        except OSError:
+            continue
+    kept, removed = plan_prune(basename, entries, keep)
+    if not check:
+        for name in removed:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+    return kept, removed

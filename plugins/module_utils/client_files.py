@@ -29,7 +29,7 @@ import shutil
 import time
 
 from ansible_collections.gpulab.provision.plugins.module_utils.atomic_file import replace_text
-from ansible_collections.gpulab.provision.plugins.module_utils.backups import plan_prune
+from ansible_collections.gpulab.provision.plugins.module_utils.backups import prune
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import RenderError, render_client_config
 
 # A missing file its role creates whatever the host has; the others only where the client is
@@ -136,32 +136,6 @@ def write_file(path, text, mode=0o644, group="root", backup=False, validate=None
     return saved[0] if saved else None
 
 
-def prune(path, keep):
-    """Remove all but the newest ``keep`` backups of ``path``; returns the removed paths."""
-    directory, base = os.path.split(path)
-    directory = directory or "."
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    entries = []
-    for name in names:
-        if name.startswith(base + "."):
-            try:
-                entries.append((name, os.stat(os.path.join(directory, name)).st_mtime))
-            except FileNotFoundError:
-                continue
-    _keep, remove = plan_prune(base, entries, keep)
-    removed = []
-    for name in remove:
-        try:
-            os.unlink(os.path.join(directory, name))
-            removed.append(os.path.join(directory, name))
-        except FileNotFoundError:
-            continue
-    return removed
-
-
 def _diff(path, before, after):
     return {"before_header": path, "after_header": path, "before": before or "", "after": after}
 
@@ -231,5 +205,6 @@ def apply_plans(plans, check=False, diff=False, validate=None):
         if saved:
             out["backups"].append(saved)
         if entry.get("backup", True) and entry.get("backup_keep") is not None:
-            out["pruned"].extend(prune(path, int(entry["backup_keep"])))
+            directory = os.path.dirname(os.path.abspath(path))
+            out["pruned"].extend(os.path.join(directory, name) for name in prune(path, int(entry["backup_keep"]))[1])
     return out

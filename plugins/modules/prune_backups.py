@@ -56,11 +56,9 @@ removed:
   elements: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpulab.provision.plugins.module_utils.backups import plan_prune
+from ansible_collections.gpulab.provision.plugins.module_utils.backups import prune
 
 
 def main():
@@ -71,27 +69,10 @@ def main():
     path, keep = module.params["path"], module.params["keep"]
     if keep < 0:
         module.fail_json(msg="keep must be 0 or more, not %d" % keep)
-    directory, basename = os.path.split(os.path.abspath(path))
     try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        module.exit_json(changed=False, kept=[], removed=[])
-    entries = []
-    for name in names:
-        try:
-            entries.append((name, os.lstat(os.path.join(directory, name)).st_mtime))
-        except OSError:
-            continue
-    kept, removed = plan_prune(basename, entries, keep)
-    if not module.check_mode:
-        for name in removed:
-            try:
-                os.unlink(os.path.join(directory, name))
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                module.fail_json(msg="cannot remove %s: %s" % (os.path.join(directory, name), exc), kept=kept,
-                                 removed=removed)
+        kept, removed = prune(path, keep, check=module.check_mode)
+    except OSError as exc:
+        module.fail_json(msg="cannot remove %s: %s" % (exc.filename, exc))
     module.exit_json(changed=bool(removed), kept=kept, removed=removed)
 
 

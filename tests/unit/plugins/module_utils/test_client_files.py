@@ -9,7 +9,7 @@ import os
 import pytest
 
 from ansible_collections.gpulab.provision.plugins.module_utils import client_files
-from ansible_collections.gpulab.provision.plugins.module_utils.backups import backup_pattern
+from ansible_collections.gpulab.provision.plugins.module_utils.backups import backup_pattern, prune
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import RenderError
 
 SEL = {"status": "ok", "name": "b", "url": "https://b.example/simple",
@@ -53,9 +53,9 @@ def test_prune_keeps_the_newest(tmp_path):
     for stamp in ("2026-01-01@00:00:00", "2026-03-01@00:00:00", "2026-02-01@00:00:00"):
         (tmp_path / ("pip.conf.1.%s~" % stamp)).write_text(stamp)
     (tmp_path / "pip.conf.notes").write_text("not a backup")
-    removed = client_files.prune(str(path), 1)
-    assert sorted(os.path.basename(p) for p in removed) == [
-        "pip.conf.1.2026-01-01@00:00:00~", "pip.conf.1.2026-02-01@00:00:00~"]
+    kept, removed = prune(str(path), 1)
+    assert kept == ["pip.conf.1.2026-03-01@00:00:00~"]
+    assert sorted(removed) == ["pip.conf.1.2026-01-01@00:00:00~", "pip.conf.1.2026-02-01@00:00:00~"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pip.conf", "pip.conf.1.2026-03-01@00:00:00~", "pip.conf.notes"]
 
 

@@ -26,6 +26,8 @@ command probes the whole catalog and calls :func:`step` again with the same old 
 
 from __future__ import annotations
 
+import json
+
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_selection
 
 ACTIVE = ("ok", "pinned", "pin_unhealthy")
@@ -168,6 +170,12 @@ def step(state, results, catalog, policy=None, pin=None, confirm=DEFAULT_CONFIRM
         return {"state": new_state(selection["name"]), "decision": decision}
     decision.update(action="ok", reason="%s healthy; the policy keeps it (%s)" % (current, selection["message"]))
     return {"state": dict(state, bad=0, better=None, better_count=0), "decision": decision}
+
+
+def fact_text(fact):
+    """The local fact file's text as Ansible's ``to_nice_json(sort_keys=true)`` + newline writes it
+    (mirror_select's record task), so an unchanged fact stays byte-identical whoever writes it."""
+    return json.dumps(fact, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
 
 
 def fact_entry(selection):

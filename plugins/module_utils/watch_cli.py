@@ -27,6 +27,7 @@ import time
 
 from ansible_collections.gpulab.provision.plugins.module_utils import client_files, config_merge, probe_session, watch
 from ansible_collections.gpulab.provision.plugins.module_utils.client_files import Lock, read_text
+from ansible_collections.gpulab.provision.plugins.module_utils.watch import fact_text as nice_json
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
 
@@ -55,11 +56,6 @@ def read_json(path, default):
 def write_atomic(path, text, mode=0o644):
     """The watcher's own files (state, fact): root-owned, replaced atomically, no backup."""
     client_files.write_file(path, text, mode, "root")
-
-
-def nice_json(data):
-    """JSON as Ansible's to_nice_json writes it (so an unchanged fact stays byte-identical)."""
-    return json.dumps(data, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
 
 
 def lease_holder(path, lease_s, now):

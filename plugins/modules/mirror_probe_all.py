@@ -196,19 +196,10 @@ from ansible_collections.gpulab.provision.plugins.module_utils import client_fil
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
-from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError
+from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError, fact_text
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_select import ROLE_OF, pending_files, select_services
-
-
-def _read(path):
-    return client_files.read_text(path)
-
-
-def _nice_json(data):
-    """The local fact as failover.yml's copy task wrote it (to_nice_json(sort_keys=true) + newline)."""
-    return json.dumps(data, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"
 
 
 def _dockerd_validator(module):
@@ -280,7 +271,7 @@ def _write(module, watched, selected, fact, fact_changed, params):
             done = client_files.apply_plans(changing, diff=module._diff, validate=validate)
             if fact_changed:
                 os.makedirs(os.path.dirname(params["fact_path"]) or ".", mode=0o755, exist_ok=True)
-                client_files.write_file(params["fact_path"], _nice_json(fact), 0o644, "root")
+                client_files.write_file(params["fact_path"], fact_text(fact), 0o644, "root")
     for item in done["errors"]:
         left.setdefault(ROLE_OF[item["client"]], []).append(item)
     done["notes"] = _apply_dockerd(module, done["reload"], check)
@@ -328,7 +319,7 @@ def main():
     policy = built["config"]["policy"]
     watched = {k: v for k, v in built["config"]["services"].items() if k in only}
     try:
-        previous = json.loads(_read(params["fact_path"]) or "{}")
+        previous = json.loads(client_files.read_text(params["fact_path"]) or "{}")
     except ValueError:
         previous = {}
     requests = {name: probe_request(probe_args(name, params["mirrors"][name], params["services"][name], policy,
@@ -337,7 +328,9 @@ def main():
         answers = probe_services(requests, policy["timeout_s"], validate_certs=params["validate_certs"],
                                  ca_path=params["ca_path"])
         chosen = select_services(answers["services"], params["mirrors"], policy, params["pin"], previous)
-        pending = pending_files(watched, chosen["selected"], _read, os.path.isdir)
+        # with write, _write plans (renders) the files itself and returns what it left as pending
+        pending = {} if params["write"] else pending_files(watched, chosen["selected"], client_files.read_text,
+                                                             os.path.isdir)
     except Exception as exc:  # never let a traceback carry a URL out
         module.fail_json(msg="mirror_probe_all failed: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)))
     results = {name: answer.get("results") or [] for name, answer in answers["services"].items()}

@@ -329,8 +329,9 @@ def main():
                                  ca_path=params["ca_path"])
         chosen = select_services(answers["services"], params["mirrors"], policy, params["pin"], previous)
         # with write, _write plans (renders) the files itself and returns what it left as pending
-        pending = {} if params["write"] else pending_files(watched, chosen["selected"], client_files.read_text,
-                                                             os.path.isdir)
+        pending = {}
+        if not params["write"]:
+            pending = pending_files(watched, chosen["selected"], client_files.read_text, os.path.isdir)
     except Exception as exc:  # never let a traceback carry a URL out
         module.fail_json(msg="mirror_probe_all failed: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)))
     results = {name: answer.get("results") or [] for name, answer in answers["services"].items()}

@@ -18,7 +18,7 @@ Controller side, pure. Inventory keys (see docs/freshness.md):
 
 from __future__ import annotations
 
-from ansible_collections.gpulab.provision.plugins.module_utils.probe_docker import check_require as docker_require
+from ansible_collections.gpulab.provision.plugins.module_utils.image_ref import check_require as docker_require
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import (
     RequirementError,
     parse_conda,

@@ -28,6 +28,10 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require
     return selection.mirror_catalog_errors(mirrors, services, policy=policy, pin=pin, require=require)
 
 
+def selection_urls(selected, mirrors):
+    return selection.selection_urls(selected, mirrors)
+
+
 def mirror_probe_args(service, entries, spec, policy=None, require=None):
     return probe_inputs.probe_args(service, entries, spec, policy=policy, require=require)
 
@@ -52,6 +56,7 @@ class FilterModule:
                 ("mirror_selection", mirror_selection),
                 ("mirror_catalog_errors", mirror_catalog_errors),
                 ("mirror_probe_args", mirror_probe_args),
+                ("selection_urls", selection_urls),
                 ("mirror_report", mirror_report),
             )
         }

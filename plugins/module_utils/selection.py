@@ -253,6 +253,27 @@ def mirror_selection(results, catalog_entries, policy=None, pin=None, previous=N
 # Catalog validation (preflight)
 
 
+def selection_urls(selected, mirrors):
+    """``gpulab_mirrors_selected`` with every real URL taken back from the catalog, by mirror name.
+
+    A module's output has the secrets of its no_log values replaced by ``********``, so the
+    ``selected`` that ``mirror_probe_all`` returns carries masked credentials in ``url`` and in each
+    ``ranked`` entry. The config roles need the real URL: it is the catalog's (``mirrors``, the
+    host's ``gpulab_mirrors``). An entry whose name is not in the catalog keeps what it has.
+    """
+    out = {}
+    for service, entry in (selected or {}).items():
+        catalog = {item["name"]: item["url"] for item in (mirrors or {}).get(service) or []
+                   if isinstance(item, dict) and "name" in item and "url" in item}
+        fixed = dict(entry)
+        if fixed.get("name") in catalog:
+            fixed["url"] = catalog[fixed["name"]]
+        fixed["ranked"] = [dict(item, url=catalog[item["name"]]) if item.get("name") in catalog else item
+                           for item in entry.get("ranked") or []]
+        out[service] = fixed
+    return out
+
+
 def _url_errors(where, url, insecure, kind):
     """The one URL check (mirror_url.parse_mirror_url), named after the inventory path."""
     try:

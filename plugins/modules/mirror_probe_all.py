@@ -11,8 +11,9 @@ module: mirror_probe_all
 short_description: Probe every mirror service of a host in one call, choose, and switch the config files
 version_added: "1.0.0"
 description:
-  - The fast path of C(playbooks/failover.yml). Probes every service of O(mirrors) at once, all bounded
-    by one deadline (C(timeout_s) of O(policy)), with the same probes as M(gpulab.provision.mirror_probe).
+  - The one probe call of the role C(gpulab.provision.mirror_select) (O(record=true)) and of C(playbooks/failover.yml)
+    (O(write=true)). Probes every service of O(mirrors) at once, all bounded by one deadline (C(timeout_s)
+    of O(policy)), with the same probes as M(gpulab.provision.mirror_probe).
   - Chooses a mirror per service with the policy, pins and the last good choice (the local fact at
     O(fact_path)), exactly as the role C(gpulab.provision.mirror_select) does, and returns the result as
     RV(selected) (the shape of C(gpulab_mirrors_selected)) and the local fact to record.
@@ -21,8 +22,10 @@ description:
     RV(pending) the files whose bytes would change, per role, so a role with nothing to change is skipped.
   - The probe arguments per service (requirements, freshness limits, reference and status feed entries)
     are made by the same function as the C(gpulab.provision.mirror_probe_args) filter mirror_select uses.
-  - Validates the inventory first and fails with every problem, each naming its variable.
-  - With O(write=false) (the default) it is read-only. With O(write=true) it also writes, in the same
+  - Validates the inventory first and fails before probing with every problem, each naming its variable.
+  - With O(record=true) it also records the choice in the local fact at O(fact_path) (what mirror_select
+    does; the client files are the config roles'), under the lock C(gpulab-mirror-watch) shares.
+  - With O(write=false) and O(record=false) (the defaults) it is read-only. With O(write=true) it also writes, in the same
     call, every file that would change, exactly as the config roles write them (the same renderers;
     mode C(0640) and the role's C(*_credentials_group) for a file that holds a credential, else C(0644);
     a backup named as C(backup=true) names it and only the newest C(*_backup_keep) kept; a broken file is
@@ -30,7 +33,7 @@ description:
     C(registry-mirrors) changed (a reload, never a restart). This is how C(failover.yml) switches a host
     in one module call; what it leaves (a file it cannot render, a daemon.json change that needs a
     restart) is returned in RV(pending) for the config role to do.
-  - Writes happen under the lock C(gpulab-mirror-watch) shares (O(lock_path)).
+  - Writes (O(write) or O(record)) happen under the lock C(gpulab-mirror-watch) shares (O(lock_path)).
   - Credentials in mirror URLs never appear in the output, nor a diff of a file that holds one.
 author:
   - gpulab.provision maintainers (@gpulab)
@@ -39,10 +42,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Check mode probes exactly as a normal run does and writes nothing; with O(write=true) it reports what would be written.
+    details: Check mode probes exactly as a normal run does and writes nothing; with O(write=true) or O(record=true) it reports what would be written.
   diff_mode:
     support: full
-    details: With O(write=true), one diff per file, except for files whose old or new text holds a credential.
+    details:
+      - With O(write=true), one diff per file, except for files whose old or new text holds a credential.
+      - With O(record=true), the diff of the local fact (names, status and masked URLs only).
   idempotent:
     support: full
     details: A second run with the same mirrors healthy finds every file already as rendered and writes nothing.
@@ -94,6 +99,14 @@ options:
     type: bool
     default: false
     version_added: 1.1.0
+  record:
+    description:
+      - Record the choice in the local fact at O(fact_path) when it changed (the role C(gpulab.provision.mirror_select)
+        does this), and write no client file. RV(pending) is not computed (empty).
+      - O(write=true) records the fact too.
+    type: bool
+    default: false
+    version_added: 1.2.0
   lock_path:
     description: The lock file C(gpulab-mirror-watch) writes under; held while writing.
     type: path
@@ -105,13 +118,25 @@ options:
     default: 120
     version_added: 1.1.0
 notes:
-  - A service whose status is C(none) with C(on_all_down=fail) fails the module, listing every reason.
+  - A service whose status is C(none) with C(on_all_down=fail) fails the module, one line per rejected mirror
+    with its reason, and writes nothing.
+  - A pin not obeyed (C(pin_unhealthy)), a choice C(kept) while every mirror is down, and C(none) are also
+    returned as warnings (credentials masked).
   - Runs as root to write the system files (C(become)).
 seealso:
   - module: gpulab.provision.mirror_probe
 """
 
 EXAMPLES = r"""
+- name: Probe every service at once, choose, and record the choice in the local fact (as mirror_select does)
+  gpulab.provision.mirror_probe_all:
+    mirrors: "{{ gpulab_mirrors }}"
+    services: {pypi: {kind: pypi, project: pip}, docker: {kind: docker}}
+    policy: {strategy: first_healthy, timeout_s: 3, on_all_down: keep}
+    record: true
+  become: true
+  register: __choice
+
 - name: Probe every service at once and choose
   gpulab.provision.mirror_probe_all:
     mirrors: "{{ gpulab_mirrors }}"
@@ -143,7 +168,7 @@ fact:
   returned: success
   type: dict
 fact_changed:
-  description: Whether RV(fact) differs from the file at O(fact_path).
+  description: Whether RV(fact) differs from the file at O(fact_path) (with O(record) or O(write), whether it was written).
   returned: success
   type: bool
 fact_dir_exists:
@@ -153,6 +178,7 @@ fact_dir_exists:
 pending:
   description:
     - Per config role (C(pip_mirror), C(conda_mirror), C(docker_mirror)), the files whose bytes would change, with why.
+    - With O(record=true), empty (not computed).
     - With O(write=true), only what was left for the role (a file that cannot be rendered or written, a change that needs a dockerd restart).
   returned: success
   type: dict
@@ -196,10 +222,16 @@ from ansible_collections.gpulab.provision.plugins.module_utils import client_fil
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
+from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_catalog_errors
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError, fact_text
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_select import ROLE_OF, pending_files, select_services
+
+
+# Statuses that are a warning of the run (the report lists them too): a pin not obeyed, the last good
+# choice kept while every mirror is down, no mirror at all.
+WARN_STATUS = ("pin_unhealthy", "kept", "none")
 
 
 def _dockerd_validator(module):
@@ -278,6 +310,34 @@ def _write(module, watched, selected, fact, fact_changed, params):
     return done, left
 
 
+def _record(module, fact, before, fact_changed, params):
+    """Write the local fact when it changed (O(record)); ``{changed, diff?}``."""
+    out = {"changed": fact_changed}
+    after = fact_text(fact)
+    if fact_changed and module._diff:
+        out["diff"] = {"before": before or "", "after": after, "before_header": params["fact_path"],
+                       "after_header": params["fact_path"]}
+    if fact_changed and not module.check_mode:
+        with client_files.Lock(params["lock_path"], params["lock_wait_s"]) as lock:
+            if not lock.acquired:
+                module.fail_json(msg="%s is held by another writer (gpulab-mirror-watch or another play) for more "
+                                     "than %ss; the local fact was not written. Run again." % (params["lock_path"], params["lock_wait_s"]))
+            os.makedirs(os.path.dirname(params["fact_path"]) or ".", mode=0o755, exist_ok=True)
+            client_files.write_file(params["fact_path"], after, 0o644, "root")
+    return out
+
+
+def _down_message(chosen, masker):
+    """The on_all_down: fail message: one line per rejected mirror of each service with nothing chosen."""
+    lines = ["No healthy mirror (gpulab_mirror_policy.on_all_down: fail); nothing was changed."]
+    for service in chosen["down"]:
+        rejected = chosen["selected"][service].get("rejected") or []
+        lines.extend("%s  %s (%s): %s" % (service, item["name"], item["url_masked"], item["reason"]) for item in rejected)
+        if not rejected:
+            lines.append("%s: %s" % (service, chosen["selected"][service]["message"]))
+    return masker("\n".join(lines))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -292,6 +352,7 @@ def main():
             ca_path=dict(type="path"),
             validate_certs=dict(type="bool", default=True),
             write=dict(type="bool", default=False),
+            record=dict(type="bool", default=False),
             lock_path=dict(type="path", default="/run/lock/gpulab-mirrors.lock"),
             lock_wait_s=dict(type="int", default=120),
         ),
@@ -310,7 +371,12 @@ def main():
     only = params["only"] or list(params["mirrors"])
     unknown = [name for name in only if name not in params["mirrors"]]
     if unknown:
-        module.fail_json(msg="only: %s not in gpulab_mirrors (%s)" % (", ".join(unknown), ", ".join(sorted(params["mirrors"]))))
+        module.fail_json(msg="only (mirror_select_services): %s not in gpulab_mirrors (%s)"
+                             % (", ".join(unknown), ", ".join(sorted(params["mirrors"]))))
+    errors = mirror_catalog_errors(params["mirrors"], params["services"], policy=params["policy"], pin=params["pin"],
+                                   require=params["require"])
+    if errors:
+        module.fail_json(msg=masker("\n".join(["Mirror inventory has %d problem(s):" % len(errors)] + errors)))
     try:
         built = watch_config(params["mirrors"], params["services"], params["policy"], params["pin"], params["clients"],
                              require=params["require"])
@@ -318,9 +384,12 @@ def main():
         module.fail_json(msg="Mirror inventory: %s" % masker(str(exc)))
     policy = built["config"]["policy"]
     watched = {k: v for k, v in built["config"]["services"].items() if k in only}
+    before = client_files.read_text(params["fact_path"])
     try:
-        previous = json.loads(client_files.read_text(params["fact_path"]) or "{}")
+        previous = json.loads(before or "{}")
     except ValueError:
+        previous = {}
+    if not isinstance(previous, dict):
         previous = {}
     requests = {name: probe_request(probe_args(name, params["mirrors"][name], params["services"][name], policy,
                                                params["require"])) for name in only}
@@ -330,7 +399,7 @@ def main():
         chosen = select_services(answers["services"], params["mirrors"], policy, params["pin"], previous)
         # with write, _write plans (renders) the files itself and returns what it left as pending
         pending = {}
-        if not params["write"]:
+        if not (params["write"] or params["record"]):
             pending = pending_files(watched, chosen["selected"], client_files.read_text, os.path.isdir)
     except Exception as exc:  # never let a traceback carry a URL out
         module.fail_json(msg="mirror_probe_all failed: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)))
@@ -338,9 +407,10 @@ def main():
     summary = ["%s: %s, %s (%s)" % (name, entry["status"], entry["name"] or "-", masker(entry["message"]))
                for name, entry in sorted(chosen["selected"].items())]
     if policy.get("on_all_down") == "fail" and chosen["down"]:
-        module.fail_json(msg="No healthy mirror (gpulab_mirror_policy.on_all_down: fail); nothing was changed. "
-                             + "; ".join(line for line in summary if line.split(":")[0] in chosen["down"]),
-                         probes=results)
+        module.fail_json(msg=_down_message(chosen, masker), probes=results)
+    for name, entry in sorted(chosen["selected"].items()):
+        if entry["status"] in WARN_STATUS:
+            module.warn("mirror_select %s (%s): %s" % (name, entry["status"], masker(entry["message"])))
     fact_changed = chosen["fact"] != previous
     out = dict(changed=False, probes=results, selected=chosen["selected"], fact=chosen["fact"],
                fact_changed=fact_changed, fact_dir_exists=os.path.isdir(os.path.dirname(params["fact_path"])),
@@ -356,6 +426,8 @@ def main():
                    backups=done["backups"], notes=[masker(note) for note in done["notes"]])
         if done["diffs"]:
             out["diff"] = done["diffs"]
+    elif params["record"]:
+        out.update(_record(module, chosen["fact"], before, fact_changed, params))
     module.exit_json(**out)
 
 

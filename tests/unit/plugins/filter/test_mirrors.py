@@ -17,7 +17,8 @@ from ansible_collections.gpulab.provision.plugins.filter.mirrors import FilterMo
 
 FILTERS = FilterModule().filters()
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-NAMES = {"pick_mirror", "rank_mirrors", "mirror_selection", "mirror_catalog_errors", "mirror_report", "mirror_probe_args"}
+NAMES = {"pick_mirror", "rank_mirrors", "mirror_selection", "mirror_catalog_errors", "mirror_report", "mirror_probe_args",
+         "selection_urls"}
 
 
 def result(name, healthy=True, latency_ms=10):

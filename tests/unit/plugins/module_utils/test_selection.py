@@ -533,3 +533,17 @@ def test_entry_proxy_false_is_the_only_value():
     assert mirror_catalog_errors(mirrors, services) == [
         "gpulab_mirrors.pypi[0].proxy: 'yes'; the only value is false (reach this mirror directly, not through "
         "gpulab_proxy); remove the key otherwise"]
+
+
+def test_selection_urls_takes_each_url_back_from_the_catalog_by_name():
+    from ansible_collections.gpulab.provision.plugins.module_utils.selection import selection_urls
+
+    mirrors = {"pypi": [{"name": "a", "url": "https://u:pw@a.example/simple"}, {"name": "b", "url": "https://b.example/simple"}]}
+    masked = {"pypi": {"name": "a", "url": "https://u:********@a.example/simple", "status": "ok",
+                       "ranked": [{"name": "a", "url": "https://u:********@a.example/simple"},
+                                  {"name": "b", "url": "https://b.example/simple"}]},
+              "docker": {"name": None, "url": None, "status": "none", "ranked": []}}
+    fixed = selection_urls(masked, mirrors)
+    assert fixed["pypi"]["url"] == "https://u:pw@a.example/simple"
+    assert [r["url"] for r in fixed["pypi"]["ranked"]] == ["https://u:pw@a.example/simple", "https://b.example/simple"]
+    assert fixed["docker"] == masked["docker"] and masked["pypi"]["url"].count("********") == 1  # input untouched

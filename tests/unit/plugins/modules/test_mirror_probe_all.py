@@ -84,18 +84,22 @@ def test_nothing_pending_when_the_files_already_point_there(lab, capsys):
 def test_on_all_down_fail_fails_with_the_reasons(lab, capsys):
     args = dict(lab["args"], policy={"timeout_s": 1, "on_all_down": "fail"})
     failed, result, _out = run_module(capsys, args)
-    assert failed and "web: none" in result["msg"] and "timed out after 1.0 s" in result["msg"]
+    assert failed and result["msg"].startswith("No healthy mirror (gpulab_mirror_policy.on_all_down: fail)")
+    assert "web  stall (%s): timed out after 1.0 s" % lab["args"]["mirrors"]["web"][0]["url"] in result["msg"].splitlines()
+    assert "pypi" not in result["msg"]  # pypi has a healthy mirror
+    assert not (lab["path"] / "gpulab_mirrors.fact").exists()
 
 
 def test_a_bad_inventory_fails_before_probing(lab, capsys):
     args = dict(lab["args"], mirrors={"pypi": [{"name": "x", "url": "ftp://u:%s@h/simple" % SECRET}]})
     failed, result, out = run_module(capsys, args)
-    assert failed and "gpulab_mirrors.pypi[0].url" in result["msg"] and SECRET not in out
+    assert failed and result["msg"].startswith("Mirror inventory has 1 problem(s):\ngpulab_mirrors.pypi[0].url")
+    assert SECRET not in out and "probes" not in result
 
 
 def test_only_names_services_of_the_catalog(lab, capsys):
     failed, result, _out = run_module(capsys, dict(lab["args"], only=["pypi", "pip"]))
-    assert failed and result["msg"].startswith("only: pip not in gpulab_mirrors")
+    assert failed and result["msg"].startswith("only (mirror_select_services): pip not in gpulab_mirrors")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,3 +188,73 @@ def test_write_waits_for_the_watchers_lock_and_then_writes_nothing(lab, capsys):
         failed, result, _out = run_module(capsys, _writing(lab, lock_wait_s=1))
     assert failed and "is held by another writer" in result["msg"]
     assert not (lab["path"] / "pip.conf").exists() and not (lab["path"] / "gpulab_mirrors.fact").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# record: true - mirror_select's one call: probe, choose and record the local fact, no client file.
+
+
+def _recording(lab, **extra):
+    return dict(lab["args"], record=True, lock_path=str(lab["path"] / "lock"), **extra)
+
+
+def test_record_writes_the_fact_only_and_a_second_run_changes_nothing(lab, capsys):
+    fact = lab["path"] / "gpulab_mirrors.fact"
+    failed, result, out = run_module(capsys, _recording(lab))
+    assert not failed, result
+    assert result["changed"] is True and result["fact_changed"] is True and result["pending"] == {}
+    assert json.loads(fact.read_text()) == result["fact"] and _mode(fact) == 0o644
+    assert result["fact"]["pypi"]["url_masked"].startswith("http://***@") and SECRET not in fact.read_text()
+    assert not (lab["path"] / "pip.conf").exists() and not (lab["path"] / "daemon.json").exists()
+    assert SECRET not in out
+    text = fact.read_text()
+    failed, again, _out = run_module(capsys, _recording(lab))
+    assert not failed and again["changed"] is False and again["fact_changed"] is False
+    assert fact.read_text() == text
+
+
+def test_record_in_check_mode_writes_nothing_and_diffs_the_masked_fact(lab, capsys):
+    failed, result, out = run_module(capsys, _recording(lab, _ansible_check_mode=True, _ansible_diff=True))
+    assert not failed, result
+    assert result["changed"] is True
+    assert not (lab["path"] / "gpulab_mirrors.fact").exists() and not (lab["path"] / "lock").exists()
+    assert result["diff"]["before"] == "" and json.loads(result["diff"]["after"]) == result["fact"]
+    assert SECRET not in out
+
+
+def test_record_keeps_the_fact_byte_identical_when_every_mirror_is_down(lab, capsys):
+    fact = lab["path"] / "gpulab_mirrors.fact"
+    failed, first, _out = run_module(capsys, _recording(lab))
+    assert not failed
+    text = fact.read_text()
+    dead = {"pypi": [lab["args"]["mirrors"]["pypi"][0], dict(lab["args"]["mirrors"]["pypi"][1], url="http://127.0.0.1:9/simple")],
+            "docker": [lab["args"]["mirrors"]["docker"][0], dict(lab["args"]["mirrors"]["docker"][1], url="http://127.0.0.1:9")],
+            "web": lab["args"]["mirrors"]["web"]}
+    failed, result, _out = run_module(capsys, _recording(lab, mirrors=dead))
+    assert not failed, result
+    assert {s: e["status"] for s, e in result["selected"].items()} == {"pypi": "kept", "docker": "kept", "web": "none"}
+    assert result["changed"] is False and fact.read_text() == text
+
+
+def test_record_waits_for_the_watchers_lock_and_then_records_nothing(lab, capsys):
+    import fcntl
+
+    with open(lab["path"] / "lock", "a", encoding="utf-8") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        failed, result, _out = run_module(capsys, _recording(lab, lock_wait_s=1))
+    assert failed and "the local fact was not written" in result["msg"]
+    assert not (lab["path"] / "gpulab_mirrors.fact").exists()
+
+
+def test_the_selection_out_of_the_module_has_masked_urls_and_selection_urls_restores_them(lab, capsys):
+    from ansible_collections.gpulab.provision.plugins.module_utils.selection import selection_urls
+
+    failed, result, _out = run_module(capsys, _recording(lab))
+    assert not failed
+    real = lab["args"]["mirrors"]["pypi"][1]["url"]
+    # Ansible replaces the no_log secret in the module's output: a role must not render this URL
+    assert result["selected"]["pypi"]["url"] != real and "********" in result["selected"]["pypi"]["url"]
+    fixed = selection_urls(result["selected"], lab["args"]["mirrors"])
+    assert fixed["pypi"]["url"] == real and [r["url"] for r in fixed["pypi"]["ranked"]] == [real]
+    assert fixed["docker"]["url"] == lab["good"].url and fixed["web"]["url"] is None
+    assert fixed["pypi"]["url_masked"] == result["selected"]["pypi"]["url_masked"]

@@ -105,3 +105,12 @@ def test_report_tells_a_pinned_host_from_one_the_cache_failed():
     lines = report_text({"node1": {"gpulab_report_cache_node": {"upstreams": {}, "disk_bytes": {}, "changed": False}},
                          "gpu3": {"gpulab_mirrors_selected": {"pypi": pinned}}}).splitlines()
     assert lines[-1] == "  pypi: uses it: none; chose another: gpu3 (on tuna)"
+
+
+def test_the_report_text_filter_formats_the_data_as_the_text_report_does():
+    from ansible_collections.gpulab.provision.plugins.filter.run_report import FilterModule
+
+    text_of = FilterModule().filters()["mirror_report_text"]
+    data = json.loads(json.dumps(report_data(host_vars())))  # what the report play keeps (serialisable)
+    assert text_of(data) == report_text(host_vars())
+    assert "s3cret" not in text_of(data)

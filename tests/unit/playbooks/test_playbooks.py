@@ -82,3 +82,26 @@ def test_checkout_playbooks_run_from_any_directory(tmp_path, path):
     out = run(["-i", os.path.join(ROOT, "inventories", "example"), os.path.join(ROOT, path), "--syntax-check"],
               tmp_path, collections=str(tmp_path / "nothing-here"))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_report_file_writes_on_the_controller_atomically_and_honours_check_mode(tmp_path):
+    hosts = inventory(tmp_path, {"alive": LOCAL})
+    dest = tmp_path / "out" / "report.json"
+    (tmp_path / "out").mkdir()
+    play = tmp_path / "report_file.yml"
+    play.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - gpulab.provision.report_file:\n        content: '{{ text }}'\n        dest: %s\n      register: r\n"
+        "    - ansible.builtin.debug:\n        msg: 'changed={{ r.changed }} dest={{ r.dest }}'\n" % dest)
+    check = run(["-i", hosts, str(play), "-e", "text=one", "--check", "--diff"], tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "changed=True" in check.stdout and "+one" in check.stdout and not dest.exists()
+    first = run(["-i", hosts, str(play), "-e", "text=one"], tmp_path)
+    assert first.returncode == 0 and "changed=True" in first.stdout and dest.read_text() == "one"
+    assert oct(dest.stat().st_mode & 0o777) == "0o644"
+    again = run(["-i", hosts, str(play), "-e", "text=one"], tmp_path)
+    assert "changed=False" in again.stdout and dest.read_text() == "one"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["report.json"]  # no temporary file left
+    play.write_text(play.read_text().replace(str(dest), str(tmp_path / "nodir" / "r.json")))
+    nodir = run(["-i", hosts, str(play), "-e", "text=one"], tmp_path)
+    assert nodir.returncode != 0 and "does not exist; create it or set another path" in nodir.stdout

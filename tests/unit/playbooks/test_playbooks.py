@@ -41,29 +41,34 @@ LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.execut
 DEAD = {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_ssh_common_args": "'-o ConnectTimeout=5'"}
 
 
-def second_play(tmp_path):
+def second_play(tmp_path, reach="reachable.yml"):
     path = tmp_path / "play.yml"
     path.write_text(
-        "- ansible.builtin.import_playbook: %s/playbooks/reachable.yml\n"
+        "- ansible.builtin.import_playbook: %s/playbooks/%s\n"
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
-        "    - ansible.builtin.debug:\n        msg: second play on {{ inventory_hostname }}\n" % ROOT)
+        "    - ansible.builtin.debug:\n        msg: second play on {{ inventory_hostname }}"
+        " ({{ ansible_facts.distribution | default('no facts') }})\n" % (ROOT, reach))
     return str(path)
 
 
-def test_unreachable_hosts_are_named_once_and_left_out(tmp_path):
+# reachable.yml (failover.yml) reaches with one shell command; reachable_facts.yml (site.yml) with
+# the fact gathering the later plays use.
+@pytest.mark.parametrize("reach", ["reachable.yml", "reachable_facts.yml"])
+def test_unreachable_hosts_are_named_once_and_left_out(tmp_path, reach):
     hosts = inventory(tmp_path, {"alive": LOCAL, "dead1": DEAD, "dead2": DEAD})
-    out = run(["-i", hosts, second_play(tmp_path)], tmp_path)
+    out = run(["-i", hosts, second_play(tmp_path, reach)], tmp_path)
     assert "dead1: unreachable, left out of this run" in out.stdout, out.stdout + out.stderr
     assert "dead2: unreachable, left out of this run" in out.stdout
     assert "1 host(s) go on" in out.stdout
-    assert "second play on alive" in out.stdout
+    assert "second play on alive (%s)" % ("no facts" if reach == "reachable.yml" else "Debian") in out.stdout
     assert "second play on dead" not in out.stdout
     assert out.returncode != 0  # the dead hosts count as failed in the recap
 
 
-def test_a_run_where_no_host_answers_stops_at_once(tmp_path):
+@pytest.mark.parametrize("reach", ["reachable.yml", "reachable_facts.yml"])
+def test_a_run_where_no_host_answers_stops_at_once(tmp_path, reach):
     hosts = inventory(tmp_path, {"dead1": DEAD, "dead2": DEAD})
-    out = run(["-i", hosts, second_play(tmp_path)], tmp_path)
+    out = run(["-i", hosts, second_play(tmp_path, reach)], tmp_path)
     assert "no host of this run answered: stopping" in out.stdout, out.stdout + out.stderr
     assert "second play on" not in out.stdout
     assert out.returncode != 0

@@ -37,7 +37,15 @@ DEFAULT_CONFIRM = 2
 
 
 class WatchError(ValueError):
-    """Input the watcher cannot work with; the message names the setting and the fix."""
+    """Input the watcher cannot work with; the message names the setting and the fix.
+
+    ``problems``: the inventory problems one by one, when the error is the catalog check's (a caller
+    may print them one per line; the message joins them).
+    """
+
+    def __init__(self, message, problems=None):
+        super().__init__(message)
+        self.problems = list(problems or [])
 
 
 def new_state(current=None):

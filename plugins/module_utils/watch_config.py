@@ -95,7 +95,7 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
     """
     errors = mirror_catalog_errors(mirrors, services, policy=policy, pin=pin, require=require)
     if errors:
-        raise WatchError("; ".join(errors))
+        raise WatchError("; ".join(errors), problems=errors)
     opts = {}
     for key, default in DEFAULT_CLIENTS.items():
         given = (clients or {}).get(key) or {}

@@ -222,7 +222,6 @@ from ansible_collections.gpulab.provision.plugins.module_utils import client_fil
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
-from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_catalog_errors
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError, fact_text
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
@@ -274,6 +273,22 @@ def _apply_dockerd(module, reload, check):
     return notes
 
 
+def _write_locked(module, params, plans, fact, validate, nothing):
+    """Under the lock the watcher shares: write ``plans`` (client_files), then the local fact (unless None).
+
+    ``nothing``: what the failure says was not written when the lock stays held past ``lock_wait_s``.
+    """
+    with client_files.Lock(params["lock_path"], params["lock_wait_s"]) as lock:
+        if not lock.acquired:
+            module.fail_json(msg="%s is held by another writer (gpulab-mirror-watch or another play) for more than %ss; "
+                                 "%s. Run again." % (params["lock_path"], params["lock_wait_s"], nothing))
+        done = client_files.apply_plans(plans, diff=module._diff, validate=validate)
+        if fact is not None:
+            os.makedirs(os.path.dirname(params["fact_path"]) or ".", mode=0o755, exist_ok=True)
+            client_files.write_file(params["fact_path"], fact_text(fact), 0o644, "root")
+    return done
+
+
 def _write(module, watched, selected, fact, fact_changed, params):
     """Write what the config roles would write, under the lock the watcher shares; see RV(written)."""
     check = module.check_mode
@@ -296,14 +311,7 @@ def _write(module, watched, selected, fact, fact_changed, params):
     if check or not (changing or fact_changed):
         done = client_files.apply_plans(changing, check=True, diff=module._diff)
     else:
-        with client_files.Lock(params["lock_path"], params["lock_wait_s"]) as lock:
-            if not lock.acquired:
-                module.fail_json(msg="%s is held by another writer (gpulab-mirror-watch or another play) for more "
-                                     "than %ss; nothing was written. Run again." % (params["lock_path"], params["lock_wait_s"]))
-            done = client_files.apply_plans(changing, diff=module._diff, validate=validate)
-            if fact_changed:
-                os.makedirs(os.path.dirname(params["fact_path"]) or ".", mode=0o755, exist_ok=True)
-                client_files.write_file(params["fact_path"], fact_text(fact), 0o644, "root")
+        done = _write_locked(module, params, changing, fact if fact_changed else None, validate, "nothing was written")
     for item in done["errors"]:
         left.setdefault(ROLE_OF[item["client"]], []).append(item)
     done["notes"] = _apply_dockerd(module, done["reload"], check)
@@ -313,17 +321,11 @@ def _write(module, watched, selected, fact, fact_changed, params):
 def _record(module, fact, before, fact_changed, params):
     """Write the local fact when it changed (O(record)); ``{changed, diff?}``."""
     out = {"changed": fact_changed}
-    after = fact_text(fact)
     if fact_changed and module._diff:
-        out["diff"] = {"before": before or "", "after": after, "before_header": params["fact_path"],
+        out["diff"] = {"before": before or "", "after": fact_text(fact), "before_header": params["fact_path"],
                        "after_header": params["fact_path"]}
     if fact_changed and not module.check_mode:
-        with client_files.Lock(params["lock_path"], params["lock_wait_s"]) as lock:
-            if not lock.acquired:
-                module.fail_json(msg="%s is held by another writer (gpulab-mirror-watch or another play) for more "
-                                     "than %ss; the local fact was not written. Run again." % (params["lock_path"], params["lock_wait_s"]))
-            os.makedirs(os.path.dirname(params["fact_path"]) or ".", mode=0o755, exist_ok=True)
-            client_files.write_file(params["fact_path"], after, 0o644, "root")
+        _write_locked(module, params, [], fact, None, "the local fact was not written")
     return out
 
 
@@ -373,14 +375,13 @@ def main():
     if unknown:
         module.fail_json(msg="only (mirror_select_services): %s not in gpulab_mirrors (%s)"
                              % (", ".join(unknown), ", ".join(sorted(params["mirrors"]))))
-    errors = mirror_catalog_errors(params["mirrors"], params["services"], policy=params["policy"], pin=params["pin"],
-                                   require=params["require"])
-    if errors:
-        module.fail_json(msg=masker("\n".join(["Mirror inventory has %d problem(s):" % len(errors)] + errors)))
-    try:
+    try:  # validates the inventory (mirror_catalog_errors) before anything is probed
         built = watch_config(params["mirrors"], params["services"], params["policy"], params["pin"], params["clients"],
                              require=params["require"])
     except WatchError as exc:
+        if exc.problems:
+            lines = ["Mirror inventory has %d problem(s):" % len(exc.problems)] + exc.problems
+            module.fail_json(msg=masker("\n".join(lines)))
         module.fail_json(msg="Mirror inventory: %s" % masker(str(exc)))
     policy = built["config"]["policy"]
     watched = {k: v for k, v in built["config"]["services"].items() if k in only}

@@ -82,7 +82,7 @@ molecule: deps
 	  docker volume ls -q --filter name=gpulab-molecule-$$s- | xargs -r docker volume rm >/dev/null 2>&1 || true; \
 	  [ $$rc -eq 0 ] || exit $$rc; done
 
-test: deps lint artifact-check release-check docs-lint ee-check sanity unit molecule
+test: deps lint artifact-check release-check docs-lint docs ee-check sanity unit molecule
 	@echo "make test: all passed"
 
 demo: deps

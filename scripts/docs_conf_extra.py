@@ -15,6 +15,8 @@ html_theme_options = {'topbar_links': {}}
 
 _ANSIBLE_DOCS = 'https://docs.ansible.com/ansible/latest/'
 _ANSIBLE_LABELS = {
+    # antsibull-docs notes "This module has a corresponding action plugin" on report_file's page.
+    'action_plugins': 'plugins/action.html',
     'ansible_configuration_settings': 'reference_appendices/config.html',
     'common_return_values': 'reference_appendices/common_return_values.html',
 }

@@ -18,7 +18,8 @@ def cache_catalog(catalog, hostvars, nodes=None, host=None, use=True):
 
 
 def cache_node_errors(node_vars, hostname):
-    return cc.node_errors(cc.node_settings(node_vars, hostname))
+    # the role's own check: its settings too (sizes, times, paths, upstreams), not only the endpoints'
+    return cc.node_errors(cc.node_settings(node_vars, hostname, role=True))
 
 
 def cache_node_registries(node_vars, hostname, docker_selected=None):

@@ -21,6 +21,7 @@ import re
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import (
     MirrorUrlError,
     basic_auth_value,
+    mask_url,
     parse_mirror_url,
     split_credentials,
 )
@@ -40,6 +41,48 @@ DEFAULTS = {
     "registry_blob_cache_address": "127.0.0.1",
 }
 
+# Settings only the node's own role reads (they reach its nginx.conf, devpi's unit, the registries'
+# files): the role checks them (``node_settings(..., role=True)``); a client, which reads a node's
+# host variables for its endpoints only, neither fills nor checks them. The role's defaults too.
+ROLE_DEFAULTS = {
+    "data_dir": "/var/lib/gpulab-cache",
+    "wheelhouse": "",
+    "devpi_packages": ["devpi-server"],
+    "devpi_venv": "/opt/gpulab-cache/devpi",
+    "pypi_backend_port": 3140,
+    "pypi_cache_expiry_s": 1800,
+    "pypi_upstream": "",
+    "conda_upstream": "",
+    "conda_max_size": "50g",
+    "conda_repodata_valid": "10m",
+    "conda_package_valid": "365d",
+    "conda_inactive": "90d",
+    "registry_recheck_s": 60,
+    "registry_blob_max_size": "20g",
+    "registry_blob_inactive": "30d",
+    "registry_blob_lock_timeout": "1h",
+    "registry_ca_file": "/etc/ssl/certs/ca-certificates.crt",
+}
+
+# What each value may look like where the format cannot quote it (nginx reads ';', '{', '}', '#',
+# '$' and white space as syntax; systemd's ExecStart splits at spaces and expands '%'; YAML plain
+# scalars end at ': ' and ' #'). Sizes and times: nginx's own syntax, one number and one unit.
+# Always fullmatch: a pattern's '$' also matches before a trailing newline.
+_NGINX_SIZE = re.compile(r"^[0-9]{1,12}[kKmMgG]?$")
+_NGINX_TIME = re.compile(r"^[0-9]{1,9}[smhdwMy]?$")
+_PATH = re.compile(r"^/[A-Za-z0-9._+@,=~/-]{0,4095}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SIZES = ("conda_max_size", "registry_blob_max_size")
+_TIMES = ("conda_repodata_valid", "conda_package_valid", "conda_inactive", "registry_blob_inactive",
+          "registry_blob_lock_timeout")
+_PATHS = ("data_dir", "devpi_venv", "registry_ca_file")
+# (key, lowest value) of whole-second settings
+_SECONDS = (("pypi_cache_expiry_s", 0), ("registry_recheck_s", 1))
+_MAX_SECONDS = 2 ** 31 - 1
+# Characters an upstream's path may not hold where nginx writes it (rewrite ^ <path>$uri): ';' ends
+# the directive, '$' starts a variable. Percent-encoded (%3B, %24) they reach the upstream the same.
+_NGINX_PATH_SPECIAL = {";": "%3B", "$": "%24"}
+
 # A registry's blob cache (nginx between the registry proxy and its upstream) listens on this
 # many ports above the registry's own port unless the entry names ``cache_port``.
 BLOB_CACHE_PORT_OFFSET = 100
@@ -57,15 +100,16 @@ class CacheNodeError(ValueError):
     """Settings of a cache node that cannot be used; the message names the variable."""
 
 
-def node_settings(node_vars, hostname):
+def node_settings(node_vars, hostname, role=False):
     """The ``cache_node_*`` settings of one node, defaults filled in, plus ``host`` (its inventory name).
 
     ``node_vars`` is the node's ``hostvars`` entry (or the role's own variables); keys other than
-    ``cache_node_*``, ``ansible_host`` and ``inventory_hostname`` are ignored.
+    ``cache_node_*``, ``ansible_host`` and ``inventory_hostname`` are ignored. ``role``: the role's
+    own settings too (:data:`ROLE_DEFAULTS`), which :func:`node_errors` then checks as well.
     """
     node_vars = node_vars or {}
     settings = {"host": hostname}
-    for key, default in DEFAULTS.items():
+    for key, default in list(DEFAULTS.items()) + (list(ROLE_DEFAULTS.items()) if role else []):
         value = node_vars.get("cache_node_" + key)
         settings[key] = copy.deepcopy(default) if value is None else value
     settings["ansible_host"] = node_vars.get("ansible_host") or ""
@@ -86,8 +130,84 @@ def _port_errors(name, value):
     return []
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _path_error(key, value, optional=False):
+    if optional and value == "":
+        return []
+    if not isinstance(value, str) or not _PATH.fullmatch(value):
+        return ["cache_node_%s: %r is not an absolute path the role can write into a configuration file; use"
+                " letters, digits and . _ - + @ , = ~ / only (no space, quote, ';', '{', '}', '$', '%%' or"
+                " newline), like %s" % (key, value, ROLE_DEFAULTS.get(key, "/etc/ssl/lab/cache.pem"))]
+    return []
+
+
+def _url_error(key, value, conda=False):
+    """A problem with an upstream override (empty: the node's chosen mirror), or None."""
+    if value == "":
+        return None
+    try:
+        if conda:
+            http_upstream(value, "cache_node_" + key)
+        elif not isinstance(value, str):
+            raise MirrorUrlError("url must be a non-empty string like https://mirror.example/simple")
+        else:
+            parse_mirror_url(value, insecure=True)
+    except MirrorUrlError as exc:
+        return "cache_node_%s: %s" % (key, exc)
+    except CacheNodeError as exc:
+        return str(exc)
+    return None
+
+
+def _role_errors(settings):
+    """Problems in the settings only the node's role reads (present when node_settings had role=True)."""
+    errors = []
+    for key in _SIZES:
+        value = settings[key]
+        if not (_is_int(value) and value >= 0) and not (isinstance(value, str) and _NGINX_SIZE.fullmatch(value)):
+            errors.append("cache_node_%s: %r is not an nginx size; use a number with an optional unit k, m or g,"
+                          " like %s" % (key, value, ROLE_DEFAULTS[key]))
+    for key in _TIMES:
+        value = settings[key]
+        if not (_is_int(value) and 0 <= value < 10 ** 9) and not (isinstance(value, str) and _NGINX_TIME.fullmatch(value)):
+            errors.append("cache_node_%s: %r is not an nginx time; use a number with an optional unit s, m, h, d,"
+                          " w, M or y, like %s" % (key, value, ROLE_DEFAULTS[key]))
+    for key in _PATHS:
+        errors.extend(_path_error(key, settings[key]))
+    for key, lowest in _SECONDS:
+        value = settings[key]
+        if not _is_int(value) or not lowest <= value <= _MAX_SECONDS:
+            errors.append("cache_node_%s: %r is not a whole number of seconds (%d-%d)"
+                          % (key, value, lowest, _MAX_SECONDS))
+    errors.extend(_port_errors("cache_node_pypi_backend_port", settings["pypi_backend_port"]))
+    for key, conda in (("pypi_upstream", False), ("conda_upstream", True)):
+        error = _url_error(key, settings[key], conda)
+        if error:
+            errors.append(error)
+    wheelhouse = settings["wheelhouse"]
+    if not isinstance(wheelhouse, str) or _CONTROL.search(wheelhouse):
+        errors.append("cache_node_wheelhouse: %r must be a directory on the controller (a path without control"
+                      " characters), or empty" % (wheelhouse,))
+    packages = settings["devpi_packages"]
+    if (not isinstance(packages, list) or not packages
+            or any(not isinstance(p, str) or not p.strip() or p.lstrip().startswith("-") or _CONTROL.search(p)
+                   for p in packages)):
+        errors.append("cache_node_devpi_packages: %r must be a non-empty list of pip requirements like"
+                      " devpi-server==6.20.3 (no options, no control characters)" % (packages,))
+    return errors
+
+
 def node_errors(settings):
-    """Every problem in one node's settings, as messages naming the variable and the fix."""
+    """Every problem in one node's settings, as messages naming the variable and the fix.
+
+    The one check of a node's settings: the role runs it (with its own settings, see
+    :func:`node_settings`) before anything is installed or written, the clients through
+    :func:`checked_nodes`. A value that reaches a service's configuration file is checked by type and
+    pattern here, so nothing the format reads as syntax (nginx's ';', '{', '}') gets there.
+    """
     errors = []
     services = settings["services"]
     if not isinstance(services, list) or any(s not in SERVICES for s in services):
@@ -95,8 +215,15 @@ def node_errors(settings):
         services = []
     for key in ("listen_address", "advertise_address"):
         value = settings[key]
-        if not isinstance(value, str) or (value not in _WILDCARDS and not _is_ip(value) and not _HOSTNAME.match(value)):
+        if not isinstance(value, str) or (value not in _WILDCARDS and not _is_ip(value) and not _HOSTNAME.fullmatch(value)):
             errors.append("cache_node_%s: %r is not an IP address or host name" % (key, value))
+        elif key == "listen_address" and value == "":
+            errors.append("cache_node_listen_address: '' is no address to listen on; use 0.0.0.0 (every IPv4"
+                          " address), :: (every address) or one of the node's addresses")
+    for key in ("tls_cert", "tls_key"):
+        errors.extend(_path_error(key, settings[key], optional=True))
+    if "data_dir" in settings:
+        errors.extend(_role_errors(settings))
     blob_cache = settings["registry_blob_cache"]
     if not isinstance(blob_cache, bool):
         errors.append("cache_node_registry_blob_cache: %r must be true or false" % (blob_cache,))
@@ -112,6 +239,9 @@ def node_errors(settings):
     if "pypi" in services:
         errors.extend(_port_errors("cache_node_pypi_port", settings["pypi_port"]))
         ports.append(("cache_node_pypi_port", settings["pypi_port"]))
+        if "pypi_backend_port" in settings and settings["tls_cert"]:
+            # devpi itself, behind nginx's TLS (on 127.0.0.1, where the blob caches may be too)
+            ports.append(("cache_node_pypi_backend_port", settings["pypi_backend_port"]))
     if "conda" in services:
         errors.extend(_port_errors("cache_node_conda_port", settings["conda_port"]))
         ports.append(("cache_node_conda_port", settings["conda_port"]))
@@ -132,7 +262,7 @@ def node_errors(settings):
                 errors.append("%s: unknown key(s) %s; allowed: name, port, upstream, cache_port"
                               % (here, ", ".join(unknown)))
             name = entry.get("name")
-            if not isinstance(name, str) or not _HOSTNAME.match(name) or "." not in name:
+            if not isinstance(name, str) or not _HOSTNAME.fullmatch(name) or "." not in name:
                 errors.append("%s.name: %r is not a registry host name (e.g. docker.io, ghcr.io, nvcr.io)"
                               % (here, name))
             elif name in seen:
@@ -333,11 +463,18 @@ def http_upstream(url, variable="cache_node_conda_upstream"):
     without a trailing slash (prefixed to every request), ``authorization`` a ``Basic ...`` header
     value when the URL carries credentials, else None.
     """
-    bare, username, password = split_credentials(url or "")
+    if not isinstance(url, str):
+        raise CacheNodeError("%s: %r must be a URL like https://mirror.example/anaconda" % (variable, url))
     try:
+        parse_mirror_url(url, insecure=True)  # first: the whole URL's characters, no raw text in the message
+        bare, username, password = split_credentials(url)
         parsed = parse_mirror_url(bare, insecure=True)
     except MirrorUrlError as exc:
         raise CacheNodeError("%s: %s" % (variable, exc)) from exc
+    for char, encoded in _NGINX_PATH_SPECIAL.items():
+        if char in (parsed.path or ""):
+            raise CacheNodeError("%s: url %r has %r in its path, which nginx reads as syntax where it writes the"
+                                 " path; percent-encode it as %s" % (variable, mask_url(url), char, encoded))
     default_port = 443 if parsed.scheme == "https" else 80
     host = "[%s]" % parsed.host if ":" in parsed.host else parsed.host
     hostport = host if (parsed.port or default_port) == default_port else "%s:%d" % (host, parsed.port)

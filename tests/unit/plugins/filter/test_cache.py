@@ -47,3 +47,13 @@ def test_endpoints_refuse_bad_settings():
 def test_registries_take_the_chosen_hub_mirror():
     regs = FILTERS["cache_node_registries"]({}, "c", {"url": "http://127.0.40.7:5000"})
     assert regs[0]["upstream"] == "http://127.0.40.7:5000"
+
+
+def test_node_errors_check_the_role_settings_too():
+    # the role's check covers what reaches nginx.conf (issue 18: a max_size that added a server block)
+    errors = FILTERS["cache_node_errors"]({"cache_node_conda_max_size": "1g; } server { listen 8080; #",
+                                           "cache_node_pypi_upstream": "pypi.example/simple"}, "c")
+    assert [e.split(":")[0] for e in errors] == ["cache_node_conda_max_size", "cache_node_pypi_upstream"]
+    # a client reading the node's host variables for its endpoints does not check them
+    out = FILTERS["cache_catalog"](CATALOG, {"cache1": {"cache_node_conda_max_size": "x y"}}, ["cache1"], "gpu1")
+    assert out["pypi"][0]["name"] == "cache-cache1"

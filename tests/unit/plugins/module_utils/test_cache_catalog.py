@@ -12,6 +12,7 @@ import yaml
 
 from ansible_collections.gpulab.provision.plugins.module_utils.cache_catalog import (
     DEFAULTS,
+    ROLE_DEFAULTS,
     CacheNodeError,
     cache_catalog,
     node_endpoints,
@@ -142,6 +143,11 @@ def test_registry_name_must_be_a_host_name():
     errors = errors_for(registries=[{"name": "my registry", "port": 5001}])
     assert errors == ["cache_node_registries[0].name: 'my registry' is not a registry host name"
                       " (e.g. docker.io, ghcr.io, nvcr.io)"]
+
+
+def test_registry_name_with_a_trailing_newline_is_refused():
+    # it becomes the unit's name, a file name and an nginx comment; re's '$' matched before the newline
+    assert errors_for(registries=[{"name": "ghcr.io\n", "port": 5001}])[0].startswith("cache_node_registries[0].name:")
 
 
 def test_registry_name_with_a_scheme_is_refused():
@@ -279,3 +285,185 @@ def test_blob_cache_address_must_be_one_ip_address():
         assert len(errors) == 1 and errors[0].startswith("cache_node_registry_blob_cache_address: "), bad
     assert errors_for(registry_blob_cache_address="localhost", services=["pypi"]) == []
     assert errors_for(registry_blob_cache="yes")[0].startswith("cache_node_registry_blob_cache: 'yes' must be true or false")
+
+
+# Every value that reaches a service's configuration file (nginx.conf, devpi's unit, the registries'
+# config.yml) is checked by type and pattern before the role writes anything (issue 18, cause 7).
+# The hostile value that once added a server block serving / with autoindex to nginx.conf:
+INJECT = "1g; } server { listen 8080; location / { autoindex on; } #"
+ROLE_KEYS = sorted(ROLE_DEFAULTS)
+
+
+def role_errors_for(**overrides):
+    return node_errors(node_settings({"cache_node_" + k: v for k, v in overrides.items()}, "cache1", role=True))
+
+
+def only_error(key, **overrides):
+    errors = role_errors_for(**overrides)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("cache_node_%s: " % key), errors
+    return errors[0]
+
+
+def test_every_role_variable_is_a_checked_setting():
+    with open(os.path.join(ROOT, "roles", "cache_node", "defaults", "main.yml")) as handle:
+        role = yaml.safe_load(handle)
+    assert set(role) == {"cache_node_" + key for key in list(DEFAULTS) + ROLE_KEYS}
+    assert {key: role["cache_node_" + key] for key in ROLE_DEFAULTS} == ROLE_DEFAULTS
+    with open(os.path.join(ROOT, "roles", "cache_node", "vars", "main.yml")) as handle:
+        passed = yaml.safe_load(handle)["_cache_node_vars"]
+    assert set(passed) == set(role) | {"ansible_host"}
+    with open(os.path.join(ROOT, "roles", "cache_node", "meta", "argument_specs.yml")) as handle:
+        spec = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    assert set(spec) == set(role)
+
+
+def test_role_defaults_have_no_errors():
+    assert role_errors_for() == []
+
+
+def test_clients_neither_fill_nor_check_the_role_only_settings():
+    settings = node_settings({"cache_node_conda_max_size": INJECT}, "cache1")
+    assert "conda_max_size" not in settings and node_errors(settings) == []
+
+
+@pytest.mark.parametrize("key", ["conda_max_size", "registry_blob_max_size"])
+@pytest.mark.parametrize("value", [INJECT, "1g\nserver", "50 g", "50gb", "-1g", "", "1g;", "50g #", True, None.__class__])
+def test_sizes_are_nginx_sizes(key, value):
+    if value is None.__class__:
+        value = ["50g"]
+    assert "is not an nginx size" in only_error(key, **{key: value})
+
+
+@pytest.mark.parametrize("value", ["50g", "1024", "512m", "8K", 1024, 0])
+def test_good_sizes(value):
+    assert role_errors_for(conda_max_size=value, registry_blob_max_size=value) == []
+
+
+TIMES = ["conda_repodata_valid", "conda_package_valid", "conda_inactive", "registry_blob_inactive",
+         "registry_blob_lock_timeout"]
+
+
+@pytest.mark.parametrize("key", TIMES)
+@pytest.mark.parametrize("value", [INJECT, "10m\n", "10 m", "10min", "1h30m;", "", "$ttl", False, 1.5])
+def test_times_are_nginx_times(key, value):
+    assert "is not an nginx time" in only_error(key, **{key: value})
+
+
+@pytest.mark.parametrize("value", ["10m", "365d", "1h", "30", "2w", "1M", "1y", 600])
+def test_good_times(value):
+    assert role_errors_for(**{key: value for key in TIMES}) == []
+
+
+PATHS = ["data_dir", "devpi_venv", "registry_ca_file", "tls_cert", "tls_key"]
+
+
+@pytest.mark.parametrize("key", PATHS)
+@pytest.mark.parametrize("value", [INJECT, "/var/lib/x;", "/var/lib/x\nserver {", "relative/dir", "/var/lib/a b",
+                                   '/var/"x"', "/var/{x}", "/var/$x", "/var/%h", "/var/x #c", 5])
+def test_paths_are_absolute_and_free_of_syntax(key, value):
+    overrides = {key: value}
+    if key.startswith("tls_"):  # both or neither
+        overrides.update({("tls_key" if key == "tls_cert" else "tls_cert"): "/etc/ssl/lab/other.pem"})
+    assert "is not an absolute path" in only_error(key, **overrides)
+
+
+def test_good_paths():
+    assert role_errors_for(data_dir="/srv/cache-1/gpulab_data", devpi_venv="/opt/venvs/devpi+6.2",
+                           registry_ca_file="/etc/ssl/certs/lab-ca@2026.crt",
+                           tls_cert="/etc/ssl/lab/cache-01.pem", tls_key="/etc/ssl/lab/cache-01.key") == []
+
+
+@pytest.mark.parametrize("key", ["pypi_upstream", "conda_upstream"])
+@pytest.mark.parametrize("value, message", [
+    ("pypi.example/simple", "scheme must be http or https, not missing"),
+    ("mirror.example", "scheme must be http or https, not missing"),
+    ("ftp://mirror.example/simple", "scheme must be http or https, not 'ftp'"),
+    ("file:///srv/mirror", "scheme must be http or https, not 'file'"),
+    ("https://", "has no host"),
+    ("https://mirror.example/simple\n", "a control character"),
+    ("https://mirror.example/a b", "a space"),
+    ('https://mirror.example/"x"', "the character '\"'"),
+    ("https://mirror.example/x?token=1", "query string"),
+    (INJECT, "a space"),
+    (5, "must be"),
+])
+def test_upstreams_are_http_urls(key, value, message):
+    assert message in only_error(key, **{key: value})
+
+
+def test_conda_upstream_path_cannot_carry_nginx_syntax():
+    assert "percent-encode it as %3B" in only_error("conda_upstream", conda_upstream="https://m.example/a;autoindex")
+    assert "percent-encode it as %24" in only_error("conda_upstream", conda_upstream="https://m.example/$host/x")
+    assert role_errors_for(conda_upstream="https://m.example/a%3Bb") == []
+
+
+def test_good_upstreams_and_credentials_never_shown():
+    assert role_errors_for(pypi_upstream="https://u:pw@pypi.example/simple/", conda_upstream="http://127.0.40.2:8080/x") == []
+    error = only_error("pypi_upstream", pypi_upstream="ftp://u:s3cret@pypi.example/simple")
+    assert "s3cret" not in error
+
+
+@pytest.mark.parametrize("value", [0, 70000, -1, "abc", "3140", True, 3.5])
+def test_backend_port_is_a_port(value):
+    assert "is not a TCP port (1-65535)" in only_error("pypi_backend_port", pypi_backend_port=value)
+
+
+def test_backend_port_collides_only_when_devpi_is_behind_tls():
+    tls = {"tls_cert": "/etc/ssl/c.pem", "tls_key": "/etc/ssl/c.key"}
+    assert role_errors_for(pypi_backend_port=5000) == []  # without TLS devpi listens on cache_node_pypi_port
+    assert role_errors_for(pypi_backend_port=5000, **tls) == [
+        "port collision: cache_node_pypi_backend_port and cache_node_registries[0].port all use port 5000;"
+        " give each service its own port"]
+    assert "cache_node_pypi_backend_port and cache_node_registries[0].cache_port" in role_errors_for(
+        pypi_backend_port=5100, **tls)[0]
+
+
+@pytest.mark.parametrize("key, lowest", [("pypi_cache_expiry_s", 0), ("registry_recheck_s", 1)])
+@pytest.mark.parametrize("value", [-1, 2 ** 31, "abc", "60", "60; rm -rf /", True, 1.5])
+def test_seconds_are_whole_numbers(key, lowest, value):
+    assert "is not a whole number of seconds (%d-" % lowest in only_error(key, **{key: value})
+
+
+def test_recheck_of_zero_is_refused_expiry_of_zero_is_not():
+    assert "registry_recheck_s" in only_error("registry_recheck_s", registry_recheck_s=0)
+    assert role_errors_for(pypi_cache_expiry_s=0) == []
+
+
+@pytest.mark.parametrize("value", [[], "devpi-server", ["--index-url=http://evil.example"], [""], ["devpi\nx"], [5]])
+def test_devpi_packages_are_requirements(value):
+    assert "cache_node_devpi_packages" in only_error("devpi_packages", devpi_packages=value)
+
+
+def test_good_devpi_packages_and_wheelhouse():
+    assert role_errors_for(devpi_packages=["devpi-server==6.20.3", "devpi-web >= 4"], wheelhouse="../build/wheels") == []
+    assert "cache_node_wheelhouse" in only_error("wheelhouse", wheelhouse="/tmp/w\nx")
+    assert "cache_node_wheelhouse" in only_error("wheelhouse", wheelhouse=["/tmp/w"])
+
+
+@pytest.mark.parametrize("key", ["listen_address", "advertise_address", "registry_blob_cache_address"])
+@pytest.mark.parametrize("value", [INJECT, "127.0.0.1;", "cache\n.lab", "cache.lab\n", "127.0.0.1\n", "a b", 5])
+def test_addresses_are_addresses(key, value):
+    assert only_error(key, **{key: value})
+
+
+def test_empty_listen_address_is_refused():
+    assert "use 0.0.0.0" in only_error("listen_address", listen_address="")
+
+
+@pytest.mark.parametrize("key", ["pypi_port", "conda_port"])
+@pytest.mark.parametrize("value", [0, 70000, "abc", True])
+def test_service_ports_are_ports(key, value):
+    assert "is not a TCP port (1-65535)" in only_error(key, **{key: value})
+
+
+def test_every_problem_is_reported_at_once():
+    errors = role_errors_for(conda_max_size=INJECT, pypi_upstream="pypi.example/simple", conda_port=0,
+                             registry_blob_inactive="30d\n")
+    assert [e.split(":")[0] for e in errors] == ["cache_node_conda_max_size", "cache_node_registry_blob_inactive",
+                                                  "cache_node_pypi_upstream", "cache_node_conda_port"]
+
+
+@pytest.mark.parametrize("key", ["pypi_upstream", "conda_upstream"])
+def test_an_unparsable_upstream_is_an_error_not_a_traceback(key):
+    assert "does not parse" in only_error(key, **{key: "http://u:pw@[::1"})

@@ -9,7 +9,11 @@ so the host needs only python3's standard library: no second copy of the probe, 
 rendering logic. Entries are sorted and time-stamped 1980-01-01, so an unchanged collection builds
 a byte-identical file and the role's copy reports no change.
 
-    build_zipapp.py COLLECTION_ROOT OUTPUT
+    build_zipapp.py COLLECTION_ROOT OUTPUT [ENTRY PROGRAM]
+
+ENTRY (default ``watch_cli``) is the module_utils module whose ``main()`` the zipapp runs, PROGRAM
+(default ``gpulab-mirror-watch``) the command's name; the gpu_health role builds
+``gpu_health_cli gpulab-gpu-health`` with this same script.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import zipfile
 
 PREFIX = "ansible_collections.gpulab.provision."
 ENTRY = PREFIX + "plugins.module_utils.watch_cli"
+PROGRAM = "gpulab-mirror-watch"
 MAIN = (
-    "# gpulab-mirror-watch: built by the gpulab.provision.mirror_watch role\n"
+    "# {program}: built by the gpulab.provision.{role} role\n"
     "import sys\n"
-    "from ansible_collections.gpulab.provision.plugins.module_utils.watch_cli import main\n"
+    "from {entry} import main\n"
     "sys.exit(main())\n"
 )
 
@@ -66,8 +71,8 @@ def imports_of(name, path):
     return found
 
 
-def closure(root, ansible_dir):
-    todo, files = [ENTRY], {}
+def closure(root, ansible_dir, entry=ENTRY):
+    todo, files = [entry], {}
     while todo:
         name = todo.pop()
         if name in files:
@@ -80,8 +85,8 @@ def closure(root, ansible_dir):
     return files
 
 
-def build(root, ansible_dir):
-    files = closure(root, ansible_dir)
+def build(root, ansible_dir, entry=ENTRY, program=PROGRAM):
+    files = closure(root, ansible_dir, entry)
     entries = {}
     for name, path in files.items():
         arc = name.replace(".", "/") + ("/__init__.py" if path.endswith("__init__.py") else ".py")
@@ -93,11 +98,12 @@ def build(root, ansible_dir):
         parts = arc.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             entries.setdefault("/".join(parts[:depth]) + "/__init__.py", b"")
-    entries["__main__.py"] = MAIN.encode()
+    entries["__main__.py"] = MAIN.format(program=program, role=program[len("gpulab-"):].replace("-", "_"),
+                                         entry=entry).encode()
     digest = hashlib.sha256()
     for arc in sorted(entries):
         digest.update(arc.encode() + b"\0" + entries[arc])
-    entries["gpulab_mirror_watch_build.txt"] = ("sha256 %s\n%s\n" % (digest.hexdigest(), "\n".join(sorted(entries)))).encode()
+    entries[program.replace("-", "_") + "_build.txt"] = ("sha256 %s\n%s\n" % (digest.hexdigest(), "\n".join(sorted(entries)))).encode()
     buf = io.BytesIO()
     buf.write(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as zf:
@@ -110,12 +116,13 @@ def build(root, ansible_dir):
 
 
 def main(argv):
-    if len(argv) != 3:
-        sys.stderr.write("usage: build_zipapp.py COLLECTION_ROOT OUTPUT\n")
+    if len(argv) not in (3, 5):
+        sys.stderr.write("usage: build_zipapp.py COLLECTION_ROOT OUTPUT [ENTRY PROGRAM]\n")
         return 2
     import ansible  # the controller's ansible-core: its module_utils travel in the zip
     root, output = argv[1], argv[2]
-    data, digest, count = build(root, os.path.dirname(ansible.__file__))
+    entry, program = (PREFIX + "plugins.module_utils." + argv[3], argv[4]) if len(argv) == 5 else (ENTRY, PROGRAM)
+    data, digest, count = build(root, os.path.dirname(ansible.__file__), entry, program)
     try:
         with open(output, "rb") as handle:
             same = handle.read() == data

@@ -42,9 +42,16 @@ options:
   nvidia_smi_path:
     description:
       - Path of the C(nvidia-smi) executable.
-      - When not set, C(nvidia-smi) is looked up on E(PATH) and in C(/usr/bin).
+      - When not set, O(nvidia_smi) is looked up on E(PATH), then in C(/usr/bin).
       - When set to a path that does not exist or is not executable, the driver is reported absent.
     type: path
+  nvidia_smi:
+    description:
+      - The C(nvidia-smi) command to look up when O(nvidia_smi_path) is not set, E(PATH) first (a driver on its own
+        mount, such as C(/usr/local/nvidia/bin), wins over a stale C(/usr/bin/nvidia-smi)), then C(/usr/bin).
+    type: str
+    default: nvidia-smi
+    version_added: "1.3.0"
   source:
     description:
       - Which C(nvidia-smi) output to read the GPUs from.
@@ -304,15 +311,20 @@ def _read(path):
         return None
 
 
-def _find_nvidia_smi(module, configured):
+def _find_nvidia_smi(module, configured, name="nvidia-smi"):
     if configured:
         if os.path.isfile(configured) and os.access(configured, os.X_OK):
             return configured, None
         return None, "%s does not exist or is not executable" % configured
-    found = module.get_bin_path("nvidia-smi", required=False, opt_dirs=DEFAULT_NVIDIA_SMI_DIRS)
+    # PATH first, then the fallback directories (get_bin_path's opt_dirs would come before PATH).
+    found = module.get_bin_path(name, required=False)
+    for directory in DEFAULT_NVIDIA_SMI_DIRS:
+        candidate = os.path.join(directory, name)
+        if not found and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            found = candidate
     if found:
         return found, None
-    return None, "nvidia-smi not found on PATH or in %s" % ", ".join(DEFAULT_NVIDIA_SMI_DIRS)
+    return None, "%s not found on PATH or in %s" % (name, ", ".join(DEFAULT_NVIDIA_SMI_DIRS))
 
 
 class _TimedOut(Exception):
@@ -420,7 +432,7 @@ def gather(module):
     facts = empty_facts()
     _host_facts(module, facts)
 
-    smi, reason = _find_nvidia_smi(module, module.params["nvidia_smi_path"])
+    smi, reason = _find_nvidia_smi(module, module.params["nvidia_smi_path"], module.params["nvidia_smi"])
     if smi is None:
         facts["message"] = reason
         return facts
@@ -478,6 +490,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             nvidia_smi_path=dict(type="path"),
+            nvidia_smi=dict(type="str", default="nvidia-smi"),
             source=dict(type="str", default="auto", choices=["auto", "query", "csv", "xml"]),
             timeout=dict(type="float", default=30),
             proc_modules=dict(type="path", default="/proc/modules"),

@@ -518,3 +518,26 @@ class _StubModule:
 
     def get_bin_path(self, name, required=False):
         return self.detect_virt_path if name == "systemd-detect-virt" else None
+
+
+# --------------------------------------------------------------------------- which nvidia-smi (issue 19)
+
+
+def test_the_nvidia_smi_first_on_path_wins_over_usr_bin(host, capsys, monkeypatch):
+    """PATH is searched before the /usr/bin fallback: a driver on its own mount (/usr/local/nvidia/bin)
+    and a stale /usr/bin/nvidia-smi must not pick the stale one."""
+    fallback = host / "usr-bin"
+    fallback.mkdir()
+    FakeSmi(fallback).write(query="version-mismatch.txt", rc=RC_VERSION_MISMATCH)
+    monkeypatch.setattr(nvidia_gpu_facts, "DEFAULT_NVIDIA_SMI_DIRS", [str(fallback)])
+    FakeSmi(host / "bin").write(query="h100-80gb-hbm3.q.txt")
+    gpu = run_ok(base_args(host), capsys)
+    assert gpu["nvidia_smi_path"] == str(host / "bin" / "nvidia-smi")
+    assert gpu["state"] == "ok"
+
+
+def test_the_nvidia_smi_option_names_another_command(host, capsys):
+    FakeSmi(host / "bin", name="nvidia-smi-580").write(query="h100-80gb-hbm3.q.txt")
+    gpu = run_ok(base_args(host, nvidia_smi="nvidia-smi-580"), capsys)
+    assert gpu["nvidia_smi_path"] == str(host / "bin" / "nvidia-smi-580")
+    assert gpu["state"] == "ok"

@@ -26,7 +26,11 @@ from ansible_collections.gpulab.provision.plugins.module_utils import (
     probe_pypi,
 )
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker
-from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import RequirementError
+from ansible_collections.gpulab.provision.plugins.module_utils.printable import one_line
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import (
+    MAX_ITEMS as MAX_REQUIRE_ITEMS,
+    check_length,
+)
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_session import Session
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import (
     ProbeSpecError,
@@ -79,10 +83,13 @@ def validate_options(kind, options=None):
         raise ProbeSpecError("require must be a list of strings such as torch==2.5.1")
     if require and not hasattr(CHECKS[kind], "check_require"):
         raise ProbeSpecError("require is not supported for kind %s (only pypi, conda and docker)" % kind)
+    if len(require) > MAX_REQUIRE_ITEMS:
+        raise ProbeSpecError("require: %d items; a probe takes at most %d" % (len(require), MAX_REQUIRE_ITEMS))
     for index, item in enumerate(require):
         try:
+            check_length(item)
             CHECKS[kind].check_require([item])
-        except RequirementError as exc:
+        except ValueError as exc:  # RequirementError, or a parser's own error: named, never a traceback
             raise ProbeSpecError("require[%d]: %s" % (index, exc))
     merged["require"] = list(require)
     for key, example in (("max_serial_lag", 500), ("max_age_h", 24)):
@@ -167,7 +174,8 @@ def _result(mirror, verdict, latency_ms, status, masker):
         "healthy": verdict.healthy,
         "latency_ms": latency_ms if verdict.healthy else None,
         "http_status": status,
-        "reason": masker(verdict.reason) if verdict.reason else None,
+        # a reason may quote what the mirror sent (an exception's text): one line, always
+        "reason": one_line(masker(verdict.reason)) if verdict.reason else None,
         "serial": verdict.serial,
         "updated": verdict.updated,
         "digests": verdict.digests,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from ansible_collections.gpulab.provision.plugins.module_utils.image_ref import check_require as docker_require
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import (
+    MAX_ITEMS,
     RequirementError,
+    check_length,
     parse_conda,
     parse_pypi,
 )
@@ -31,7 +33,7 @@ FRESHNESS_POLICY_KEYS = ("max_serial_lag", "max_age_h", "use_reference")
 REQUIRE_PARSERS = {
     "pypi": parse_pypi,
     "conda": parse_conda,
-    "docker": lambda item: docker_require([item]),
+    "docker": lambda item: check_length(item) or docker_require([item]),
 }
 _EXAMPLES = {"pypi": "torch==2.5.1", "conda": "pytorch=2.5.1", "docker": "pytorch/pytorch:2.5.1-cuda12.1-cudnn9-runtime"}
 _LIMITS = {"max_serial_lag": ("a whole number of serials >= 0", 500), "max_age_h": ("a number of hours > 0", 24)}
@@ -103,10 +105,14 @@ def require_errors(require, kinds):
         if not isinstance(items, list):
             errors.append("%s: must be a list of pinned items, e.g. [%r]" % (where, _EXAMPLES[kind]))
             continue
+        if len(items) > MAX_ITEMS:
+            errors.append("%s: %d pinned items; a service takes at most %d (pin what the lab's jobs "
+                          "cannot run without)" % (where, len(items), MAX_ITEMS))
+            continue
         for index, item in enumerate(items):
             try:
                 REQUIRE_PARSERS[kind](item)
-            except RequirementError as exc:
+            except ValueError as exc:  # RequirementError, and whatever else a parser meets: name the item
                 errors.append("%s[%d]: %s" % (where, index, exc))
     return errors
 

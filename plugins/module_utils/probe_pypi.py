@@ -27,6 +27,8 @@ PYPI_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar", ".egg", ".exe", ".msi", ".rpm")
 
 _SERIAL_COMMENT = re.compile(r"<!--\s*SERIAL\s+(\d+)\s*-->", re.IGNORECASE)
+# PyPI's serial is about 8 digits; a longer "serial" is no serial (and int() refuses over 4300 digits).
+MAX_SERIAL_DIGITS = 18
 
 
 def normalize_project(name):
@@ -53,7 +55,7 @@ class _AnchorParser(HTMLParser):
     def handle_comment(self, data):
         match = re.match(r"\s*SERIAL\s+(\d+)\s*$", data, re.IGNORECASE)
         if match and self.serial is None:
-            self.serial = int(match.group(1))
+            self.serial = _int_or_none(match.group(1))
 
 
 def _is_project_file(href, project):
@@ -64,10 +66,15 @@ def _is_project_file(href, project):
 
 
 def _int_or_none(value):
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
+    """A serial from a header, a JSON field or a comment; None when it is not a plausible one."""
+    if isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value if 0 <= value < 10 ** MAX_SERIAL_DIGITS else None
+    text = str(value).strip() if isinstance(value, str) else ""
+    if not text.isdigit() or not text.isascii() or len(text) > MAX_SERIAL_DIGITS:
+        return None
+    return int(text)
 
 
 def classify_pypi(status, headers, body, project="pip"):
@@ -101,7 +108,7 @@ def classify_pypi(status, headers, body, project="pip"):
     serial = parser.serial
     if serial is None:
         match = _SERIAL_COMMENT.search(text)
-        serial = int(match.group(1)) if match else header_serial
+        serial = _int_or_none(match.group(1)) if match else header_serial
     if not any(_is_project_file(href, project) for href in parser.hrefs):
         return Verdict(False, "not a PyPI simple page", serial)
     return Verdict(True, serial=serial)

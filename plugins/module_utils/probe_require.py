@@ -32,6 +32,13 @@ _PEP440 = re.compile(
     re.IGNORECASE,
 )
 _PRE_NAMES = {"alpha": "a", "beta": "b", "c": "rc", "pre": "rc", "preview": "rc"}
+# Bounds on a pinned item, so a typo or a hostile value is refused with the variable's name before any
+# parsing: Python's int() refuses more than 4300 digits with an error that names nothing, and a long
+# string costs the pin regexes time. The longest version on PyPI is well under 64 characters; a
+# Docker reference is at most 255 (repository) + 129 (tag) characters.
+MAX_VERSION_CHARS = 64
+MAX_ITEM_CHARS = 512
+MAX_ITEMS = 64
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
 
 
@@ -50,7 +57,9 @@ def parse_version(text):
     ``public_key`` compares equal for equal versions: trailing ``.0`` release parts dropped,
     spellings normalised (``1.0RC1`` == ``1.0rc1``, ``1.0-1`` == ``1.0.post1``).
     """
-    match = _PEP440.match(text or "")
+    if not isinstance(text, str) or len(text) > MAX_VERSION_CHARS:
+        return None  # not a version this module compares (a mirror's file may be called anything)
+    match = _PEP440.match(text)
     if not match:
         return None
     release = [int(part) for part in match.group("release").split(".")]
@@ -109,9 +118,25 @@ def filename_of(href):
     return unquote(urlsplit(href).path.rsplit("/", 1)[-1])
 
 
+def check_length(item):
+    """RequirementError when ``item`` is longer than MAX_ITEM_CHARS (checked before any regex)."""
+    if isinstance(item, str) and len(item) > MAX_ITEM_CHARS:
+        raise RequirementError("%r... is %d characters long; a pinned item has at most %d"
+                               % (item[:40], len(item), MAX_ITEM_CHARS))
+
+
+def _check_version(item, version):
+    if len(version) > MAX_VERSION_CHARS:
+        raise RequirementError("the version of %r... is %d characters long; a pinned version has at most %d"
+                               % (item[:40], len(version), MAX_VERSION_CHARS))
+
+
 def parse_pypi(item):
     """``"torch==2.5.1"`` -> ``(normalised name, version)``."""
+    check_length(item)
     match = PYPI_PIN.match(item) if isinstance(item, str) else None
+    if match:
+        _check_version(item, match.group(2))
     if not match or parse_version(match.group(2)) is None:
         raise RequirementError("%r is not a pinned PyPI requirement; write name==version, e.g. torch==2.5.1" % (item,))
     return normalize_name(match.group(1)), match.group(2)
@@ -119,7 +144,10 @@ def parse_pypi(item):
 
 def parse_conda(item):
     """``"pytorch=2.5.1"`` -> ``(name, version, exact)``; ``==`` is exact, ``=`` also takes ``2.5.1.*``."""
+    check_length(item)
     match = CONDA_PIN.match(item) if isinstance(item, str) else None
+    if match:
+        _check_version(item, match.group(3))
     if not match:
         raise RequirementError("%r is not a pinned conda requirement; write name=version, e.g. pytorch=2.5.1" % (item,))
     return match.group(1), match.group(3), match.group(2) == "=="

@@ -35,6 +35,9 @@ MAX_SMALL_BODY_BYTES = 1024 * 1024  # token responses, status feeds
 READ_CHUNK = 64 * 1024
 USER_AGENT = "gpulab.provision-mirror_probe/1"
 REDIRECT_CODES = (301, 302, 303, 307, 308)
+# Requests one mirror gets at once: its pinned items, images and side checks run on this many threads
+# at most (one per item made 40 pins 40 connections, per mirror, at the same moment).
+MAX_PARALLEL = 8
 
 
 def size_text(nbytes):
@@ -62,6 +65,9 @@ class Session:
         self.connections = Connections()
         self.status = None
         self._local = threading.local()  # .secondary: a side request of parallel(), not the mirror's status
+        # parallel()'s helper threads for this mirror: with the thread that probes it, MAX_PARALLEL at most
+        self._helpers_lock = threading.Lock()
+        self._helpers_left = MAX_PARALLEL - 1
 
     @contextlib.contextmanager
     def aside(self):
@@ -159,31 +165,56 @@ class Session:
         return resp, self.read(resp, cap, what, truncate)
 
     def parallel(self, calls):
-        """Run ``calls`` (functions of no argument) at once, each in a daemon thread, by the deadline.
+        """Run ``calls`` (functions of no argument) at once, by the deadline, on at most MAX_PARALLEL threads.
 
         The first call is the main one: its requests set ``status``; the others' do not.
         Returns their results in order; the first exception any of them raised is raised here
-        (after all have finished), and :class:`DeadlineExceeded` when one is still running at
-        the deadline: a long list costs one deadline, not one per item.
+        (after all have finished), and :class:`DeadlineExceeded` when one is still running (or not
+        started) at the deadline: a long list costs one deadline, not one per item.
+
+        The calling thread runs calls too, and helpers come from the session's budget
+        (MAX_PARALLEL - 1 threads for the whole session, nested calls included): one mirror never
+        sees more than MAX_PARALLEL requests at once, however many items the lab pins.
         """
         if len(calls) == 1:
             return [calls[0]()]
         outcomes = [None] * len(calls)
         done = threading.Semaphore(0)
+        lock = threading.Lock()
+        queue = list(range(len(calls) - 1, 0, -1))  # popped from the end: 1, 2, ...; the caller runs 0
         secondary = getattr(self._local, "secondary", False)
 
-        def work(index, call):
+        def run(index):
+            before = getattr(self._local, "secondary", False)
             self._local.secondary = secondary or index > 0
             try:
-                outcomes[index] = (True, call())
+                outcomes[index] = (True, calls[index]())
             except BaseException as exc:  # handed to the caller below
                 outcomes[index] = (False, exc)
+            finally:
+                self._local.secondary = before
             done.release()
 
-        for index, call in enumerate(calls):
-            thread = threading.Thread(target=work, args=(index, call), name="probe-part-%d" % index)
+        def drain():
+            while True:
+                with lock:
+                    if not queue or self.clock() >= self.deadline_at:
+                        return
+                    index = queue.pop()
+                run(index)
+
+        def helper():
+            try:
+                drain()
+            finally:
+                self._return_helper()
+
+        for _helper in range(self._take_helpers(len(calls) - 1)):
+            thread = threading.Thread(target=helper, name="probe-part")
             thread.daemon = True
             thread.start()
+        run(0)
+        drain()
         for _call in calls:
             if not done.acquire(timeout=max(self.deadline_at - self.clock(), 0.001)):
                 raise DeadlineExceeded()
@@ -191,3 +222,14 @@ class Session:
             if not succeeded:
                 raise value
         return [value for _succeeded, value in outcomes]
+
+    def _take_helpers(self, wanted):
+        """Up to ``wanted`` helper threads from the session's budget (0 when it is spent)."""
+        with self._helpers_lock:
+            granted = min(wanted, self._helpers_left)
+            self._helpers_left -= granted
+            return granted
+
+    def _return_helper(self):
+        with self._helpers_lock:
+            self._helpers_left += 1

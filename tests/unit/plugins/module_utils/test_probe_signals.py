@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 
 import pytest
@@ -13,6 +15,7 @@ from mirror_feeds import feed_text as feed
 from mirror_servers import REGISTRY_HEADERS, StallingListener, add_image, pep503_page, pep691_json, pypi_mirror
 
 from ansible_collections.gpulab.provision.plugins.module_utils.probe import run_probe
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_session import MAX_PARALLEL
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import ProbeSpecError
 
 PIP_JSON = "application/vnd.pypi.simple.v1+json"
@@ -277,3 +280,102 @@ def test_twenty_mirrors_ten_pins_half_stalling_within_the_deadline(servers):
     out = run_probe("pypi", mirrors, 1.0, require=["p%d==1.0" % i for i in range(10)])
     assert time.monotonic() - started <= 1.2
     assert [r["healthy"] for r in out["results"]] == [index % 2 == 0 for index in range(20)]
+
+
+# ------------------------------------------------------------- bounded inputs, bounded concurrency
+
+
+class InFlight:
+    """Counts the requests a fake mirror is answering at the same moment (each takes ``hold`` s)."""
+
+    def __init__(self, hold=0.1):
+        self.hold = hold
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def serving(self, body, content_type="text/html"):
+        def handler(_request):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(self.hold)
+            with self.lock:
+                self.now -= 1
+            return 200, {"Content-Type": content_type}, body
+        return handler
+
+
+def test_forty_pins_never_have_more_than_eight_requests_in_flight_and_finish_in_the_deadline(servers):
+    """One thread per pin made 40 pins 40 connections to one mirror at once (cause 10 of issue 18)."""
+    counter = InFlight(hold=0.1)
+    server = servers()
+    server.route("/simple/pip/", handler=counter.serving(pep503_page(["pip-24.0.tar.gz"])))
+    server.route("/static/tunasync.json", handler=counter.serving(json.dumps(
+        [{"name": "pypi", "status": "success", "last_update_ts": int(time.time())}]), "application/json"))
+    for index in range(40):
+        server.route("/simple/p%d/" % index, handler=counter.serving(pep503_page(["p%d-1.0.tar.gz" % index])))
+    started = time.monotonic()
+    out = run_probe("pypi", [mirror("m", server, status_url=server.url + "/static/tunasync.json#pypi")], 3.0,
+                    require=["p%d==1.0" % i for i in range(40)])
+    elapsed = time.monotonic() - started
+    assert out["results"][0]["healthy"] is True, out["results"][0]["reason"]
+    assert len([r for r in server.requests if re.match(r"^/simple/p\d+/$", r["path"])]) == 40
+    assert MAX_PARALLEL == 8 and 2 <= counter.most <= MAX_PARALLEL  # bounded, and still at once
+    assert elapsed < 3.0  # 40 x 0.1 s on 8 workers: about 0.6 s, well inside the one deadline
+
+
+def test_a_pool_of_stalling_pins_still_costs_one_deadline(servers):
+    server = pypi_mirror(servers())
+    for index in range(20):
+        server.route("/simple/p%d/" % index, 200, {}, "", stall=True)
+    started = time.monotonic()
+    out = run_probe("pypi", [mirror("m", server)], 0.8, require=["p%d==1.0" % i for i in range(20)])
+    assert out["results"][0]["reason"] == "timed out after 0.8 s"
+    assert time.monotonic() - started < 1.2
+    assert len([r for r in server.requests if re.match(r"^/simple/p\d+/$", r["path"])]) <= 8  # the rest never started
+
+
+@pytest.mark.parametrize("kind, item, message", [
+    ("pypi", "torch==" + "1" * 5000, r"require\[0\]: 'torch==1111.*'\.\.\. is 5007 characters long; "
+                                     r"a pinned item has at most 512"),
+    ("pypi", "torch==" + "1" * 100, r"require\[0\]: the version of 'torch==1111.*is 100 characters long; "
+                                    r"a pinned version has at most 64"),
+    ("conda", "pytorch=" + "2." * 40 + "1", r"require\[0\]: the version of 'pytorch=2.2.*a pinned version has at most 64"),
+    ("docker", "pytorch/pytorch:" + "a" * 600, r"require\[0\]: 'pytorch/pytorch:aaa.*\.\.\. is 616 characters long"),
+])
+def test_an_absurd_pin_is_refused_naming_the_item_never_an_integer_error(kind, item, message):
+    url = "https://r.test" if kind == "docker" else "https://r.test/x"
+    with pytest.raises(ProbeSpecError, match=message) as info:
+        run_probe(kind, [{"name": "m", "url": url}], 1.0, require=[item])
+    assert "4300" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_more_pins_than_the_limit_are_refused():
+    with pytest.raises(ProbeSpecError, match=r"^require: 65 items; a probe takes at most 64$"):
+        run_probe("pypi", [{"name": "m", "url": "https://r.test/x"}], 1.0, require=["p%d==1" % i for i in range(65)])
+
+
+def test_a_mirror_listing_a_file_with_a_huge_version_is_still_judged_on_the_pin(servers):
+    """A file name is the mirror's to choose: a 5000-digit version in it is no version, not a crash."""
+    server = pypi_mirror(servers())
+    server.route("/simple/torch/", 200, {"Content-Type": "text/html"}, pep503_page(
+        ["torch-%s-py3-none-any.whl" % ("9" * 5000), "torch-2.5.1-cp311-cp311-manylinux1_x86_64.whl"]))
+    out = run_probe("pypi", [mirror("m", server)], 2.0, require=["torch==2.5.1", "torch==2.5.2"])
+    assert out["results"][0]["healthy"] is False and out["results"][0]["reason"] == "lacks torch==2.5.2"
+
+
+@pytest.mark.parametrize("kind", ["html", "header", "json"])
+def test_a_serial_of_thousands_of_digits_is_no_serial(servers, kind):
+    huge = "7" * 5000
+    if kind == "html":
+        server = pypi_mirror(servers(), body=pep503_page(["pip-24.0.tar.gz"]) + "<!--SERIAL %s-->" % huge)
+    elif kind == "header":
+        server = servers().route("/simple/pip/", 200, {"Content-Type": "text/html", "X-PyPI-Last-Serial": huge},
+                                 pep503_page(["pip-24.0.tar.gz"]))
+    else:
+        server = pypi_mirror(servers(), body=pep691_json().replace('"api-version": "1.1"', '"api-version": "1.1", '
+                                                                   '"_last-serial": "%s"' % huge), content_type=PIP_JSON)
+    result = run_probe("pypi", [mirror("m", server)], 2.0, max_serial_lag=10)["results"][0]
+    assert result["healthy"] is True, result["reason"]
+    assert result["serial"] is None and result["freshness"] == "freshness unknown"

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import name_problem
+
 ADD_PREFIX = "gpulab_mirrors_add_"
 
 
@@ -31,9 +33,13 @@ def _check_entries(where, entries):
     if not isinstance(entries, list):
         raise CatalogLayerError("%s: must be a list of mirrors like [{name: lab, url: https://...}]" % where)
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("name"):
+        if not isinstance(entry, dict) or entry.get("name") is None or entry.get("name") == "":
             raise CatalogLayerError("%s[%d]: must be a mapping with a name (and url), like {name: lab, url: https://...}"
                                     % (where, index))
+        # the catalog check's own rule (probe_spec.name_problem), named after the layer variable
+        problem = name_problem(entry["name"])
+        if problem:
+            raise CatalogLayerError("%s[%d].name: %s" % (where, index, problem))
 
 
 def layer_catalog(base, additions=None, order=None):
@@ -56,6 +62,9 @@ def layer_catalog(base, additions=None, order=None):
             raise CatalogLayerError("%s: must be a mapping of service -> list of mirrors to add" % variable)
         for service, entries in layer.items():
             where = "%s.%s" % (variable, service)
+            problem = name_problem(service, "service name")
+            if problem:
+                raise CatalogLayerError("%s: service %s" % (variable, problem))
             _check_entries(where, entries)
             current = catalog.get(service)
             if current is None:

@@ -8,6 +8,8 @@ Standard library only (plus the collection's mirror_url); runs on the managed ho
 
 from __future__ import annotations
 
+import re
+
 from urllib.parse import unquote
 
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import (
@@ -19,6 +21,17 @@ from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import
 
 KINDS = ("pypi", "conda", "docker", "apt", "http")
 MAX_TIMEOUT = 3600
+# A mirror's (and a service's) name: printed in the report, the module's results and the watcher's
+# journal line, used as a key in the local fact and in files. Letters, digits, ``.``, ``_`` and ``-``,
+# starting with a letter or digit, at most MAX_NAME_CHARS: no space, newline or escape sequence can
+# reach a printed line through it. A lab cache node's entry is ``cache-<inventory name>``, so the
+# limit leaves room for a host's full DNS name.
+MAX_NAME_CHARS = 128
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,%d}\Z" % (MAX_NAME_CHARS - 1))
+NAME_RULE = ("letters, digits, '.', '_' and '-', starting with a letter or digit, at most %d characters"
+             % MAX_NAME_CHARS)
+# How many mirrors one probe takes (each is probed in a thread of its own, all at once).
+MAX_MIRRORS = 64
 
 
 class ProbeSpecError(ValueError):
@@ -75,6 +88,18 @@ class Mirror:
         self.status_url, self.status_name = split_status_url(status_url) if status_url else (None, None)
 
 
+def name_problem(name, what="mirror name"):
+    """None when ``name`` is a usable mirror or service name, else what is wrong (not naming where)."""
+    if isinstance(name, bool) or not isinstance(name, (str, int, float)):
+        return "must be a %s (%s), got %s" % (what, NAME_RULE, type(name).__name__)
+    if not isinstance(name, str):
+        return ("%r is a number in YAML; quote it (name: '%s') so it stays text" % (name, name)
+                if NAME_PATTERN.match(str(name)) else "must be a %s (%s), got %r" % (what, NAME_RULE, name))
+    if not NAME_PATTERN.match(name):
+        return "%r is not a %s: use %s" % (name, what, NAME_RULE)
+    return None
+
+
 def split_status_url(value):
     """``https://site/static/tunasync.json#pypi`` -> ``(url, "pypi")``; the fragment names the feed entry."""
     url, sep, name = value.strip().partition("#")
@@ -101,6 +126,8 @@ def validate_mirrors(kind, mirrors):
         raise ProbeSpecError("kind must be one of %s, not %r" % (", ".join(KINDS), kind))
     if not isinstance(mirrors, (list, tuple)):
         raise ProbeSpecError("mirrors must be a list of {name, url, insecure} dicts")
+    if len(mirrors) > MAX_MIRRORS:
+        raise ProbeSpecError("mirrors: %d entries; a probe takes at most %d" % (len(mirrors), MAX_MIRRORS))
     seen = set()
     validated = []
     for index, item in enumerate(mirrors):
@@ -108,8 +135,11 @@ def validate_mirrors(kind, mirrors):
             raise ProbeSpecError("mirrors[%d] must be a dict with name and url" % index)
         name = item.get("name")
         url = item.get("url")
-        if not isinstance(name, str) or not name.strip():
+        if name is None or name == "":
             raise ProbeSpecError("mirrors[%d]: name is missing" % index)
+        problem = name_problem(name)
+        if problem:
+            raise ProbeSpecError("mirrors[%d].name: %s" % (index, problem))
         if not isinstance(url, str) or not url.strip():
             raise ProbeSpecError("mirror %r: url is missing" % name)
         if name in seen:

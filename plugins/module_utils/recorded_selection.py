@@ -22,10 +22,12 @@ def recorded_selection(fact):
         if not isinstance(recorded, dict):
             continue
         masked = recorded.get("url_masked")
+        name = recorded.get("name")
         entries[str(service)] = {
-            "name": recorded.get("name"),
+            # the fact is a file on the host: a name in it is shown as text, whatever its JSON type
+            "name": None if name is None or isinstance(name, (dict, list)) else str(name),
             "status": recorded.get("status") or "none",
-            "url_masked": mask_text(masked) if masked else None,
+            "url_masked": mask_text(str(masked)) if masked else None,
             "insecure": False,
             "latency_ms": None,
             "ranked": [],

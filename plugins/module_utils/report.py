@@ -9,6 +9,7 @@ I/O. Nothing with credentials leaves here: real URLs are dropped, free text is m
 
 from __future__ import annotations
 
+from ansible_collections.gpulab.provision.plugins.module_utils.printable import one_line
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mask_text
 
 
@@ -49,9 +50,12 @@ def report_data(hostvars, hosts=None):
     """``{host: {mirrors_selected: {...masked}, reports: {role: {...}}}}`` for hosts with anything to say."""
     if not hasattr(hostvars, "keys"):
         raise ReportError("the input must be hostvars or a mapping of host -> variables")
+    if hosts is not None and (isinstance(hosts, (str, bytes)) or not isinstance(hosts, (list, tuple))):
+        raise ReportError("gpulab_report_hosts: %r must be a list of inventory host names" % (hosts,))
     data = {}
-    for host in (hosts if hosts is not None else list(hostvars.keys())):
-        if host not in hostvars:
+    # A host name is text, whatever it looks like: 123 (YAML writes it as a number unless quoted) is host "123".
+    for host in (_host_name(host) for host in (hosts if hosts is not None else list(hostvars.keys()))):
+        if host is None or host not in hostvars:
             continue
         host_vars = hostvars[host]
         selected = host_vars["gpulab_mirrors_selected"] if "gpulab_mirrors_selected" in host_vars else {}
@@ -67,6 +71,22 @@ def report_data(hostvars, hosts=None):
             "reports": _scrub({role: dict(value) for role, value in sorted(reports.items())}),
         }
     return data
+
+
+def _host_name(value):
+    """An inventory host name as text (a YAML number such as 123 is the host ``123``); None when it is none."""
+    if value is None or isinstance(value, bool):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _text(value):
+    """A value as printed in the table: text on one line, ``-`` when there is none."""
+    return "-" if value is None or value == "" else one_line(value)
+
+
+def _list(value):
+    return value if isinstance(value, (list, tuple)) else []
 
 
 def _is_number(value):
@@ -95,13 +115,16 @@ def format_report(data):
     row per host and service (the chosen mirror, its latency, PyPI serial lag and hours since its
     last sync, ``-`` where unknown), each rejected mirror with its evidence on its own line below
     the row (short lines: the output callback wraps long ones), then each host's role reports."""
+    data = _as_text(data)
     rows = []
     for host in sorted(data):
-        for service in sorted(data[host]["mirrors_selected"]):
-            entry = data[host]["mirrors_selected"][service] or {}
-            rows.append(((host, service, entry.get("name") or "-", _latency_text(entry.get("latency_ms")),
-                          _lag_text(entry.get("lag")), _age_text(entry.get("age_h")), str(entry.get("status", "-"))),
-                         entry.get("rejected", [])))
+        selected = data[host]["mirrors_selected"]
+        for service in sorted(selected):
+            entry = selected[service]
+            rows.append(((_text(host), _text(service), _text(entry.get("name")),
+                          _latency_text(entry.get("latency_ms")), _lag_text(entry.get("lag")),
+                          _age_text(entry.get("age_h")), _text(entry.get("status", "-"))),
+                         [item for item in _list(entry.get("rejected")) if isinstance(item, dict)]))
     lines = []
     if rows:
         widths = [max(len(column), *(len(row[index]) for row, _rejected in rows))
@@ -113,7 +136,7 @@ def format_report(data):
         for row, rejected in rows:
             lines.append(fmt % row)
             for item in rejected:
-                lines.append("%srejected %s: %s" % (indent, item.get("name"), item.get("reason")))
+                lines.append("%srejected %s: %s" % (indent, _text(item.get("name")), _text(item.get("reason"))))
     else:
         lines.append("no mirror selections recorded")
     role_lines = []
@@ -126,7 +149,24 @@ def format_report(data):
         lines.append("roles (host  role  changed/ok  summary):")
         lines.extend(role_lines)
     lines.extend(_cache_lines(data))
-    return "\n".join(line.rstrip() for line in lines)
+    # whatever a value held, each line stays one line (no forged row, no terminal escape)
+    return "\n".join(one_line(line).rstrip() for line in lines)
+
+
+def _as_text(data):
+    """report_data's output with every host, service and role name as text (a host ``123`` read back
+    from YAML or passed as a number sorts beside ``web``) and every entry a mapping."""
+    out = {}
+    for host, entry in data.items():
+        entry = entry if isinstance(entry, dict) else {}
+        selected = entry.get("mirrors_selected") if isinstance(entry.get("mirrors_selected"), dict) else {}
+        reports = entry.get("reports") if isinstance(entry.get("reports"), dict) else {}
+        out[str(host)] = {
+            "mirrors_selected": {str(service): value if isinstance(value, dict) else {}
+                                 for service, value in selected.items()},
+            "reports": {str(role): value if isinstance(value, dict) else {} for role, value in reports.items()},
+        }
+    return out
 
 
 def _cache_lines(data):
@@ -138,9 +178,9 @@ def _cache_lines(data):
     for host in sorted(data):
         for service, entry in sorted(data[host]["mirrors_selected"].items()):
             entry = entry if isinstance(entry, dict) else {}
-            chosen = entry.get("name") or ""
-            healthy = [item.get("name") for item in entry.get("ranked") or [] if isinstance(item, dict)]
-            failed = [item.get("name") for item in entry.get("rejected") or [] if isinstance(item, dict)]
+            chosen = _text(entry.get("name")) if entry.get("name") else ""
+            healthy = [_text(item.get("name")) for item in _list(entry.get("ranked")) if isinstance(item, dict)]
+            failed = [_text(item.get("name")) for item in _list(entry.get("rejected")) if isinstance(item, dict)]
             for name in set(healthy + failed + [chosen]):
                 if not (isinstance(name, str) and name.startswith(CACHE_PREFIX)):
                     continue
@@ -156,7 +196,8 @@ def _cache_lines(data):
     lines = ["", "cache nodes (node: upstreams, disk; who uses it):"]
     for node in sorted(nodes):
         report = nodes[node]
-        upstreams = ", ".join("%s <- %s" % (key, value) for key, value in sorted((report.get("upstreams") or {}).items())
+        upstreams = report.get("upstreams") if isinstance(report.get("upstreams"), dict) else {}
+        upstreams = ", ".join("%s <- %s" % (key, value) for key, value in sorted(upstreams.items(), key=lambda kv: str(kv[0]))
                               if value)
         disk = report.get("disk_bytes") if isinstance(report.get("disk_bytes"), dict) else {}
         size = sum(value for value in disk.values() if _is_number(value))

@@ -11,6 +11,7 @@ failed or were unreachable. Pure.
 
 from __future__ import annotations
 
+from ansible_collections.gpulab.provision.plugins.module_utils.printable import one_line
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mask_text
 
 _STATUS_WORDS = {
@@ -25,20 +26,24 @@ def run_warnings(data, failed_hosts=None):
     if not isinstance(data, dict):
         raise ValueError("run_warnings needs the report data (mirror_report(output='data')), a mapping")
     lines = []
-    for host in sorted(data):
-        entry = data[host] or {}
-        for service, selection in sorted((entry.get("mirrors_selected") or {}).items()):
-            status = (selection or {}).get("status")
-            if status in _STATUS_WORDS:
-                chosen = (selection or {}).get("name")
+    # Host, service and role names are text (a host 123 sorts beside web); every line stays one line.
+    for host, entry in sorted(((str(host), entry) for host, entry in data.items()), key=lambda item: item[0]):
+        entry = entry if isinstance(entry, dict) else {}
+        selected = entry.get("mirrors_selected") if isinstance(entry.get("mirrors_selected"), dict) else {}
+        for service, selection in sorted(selected.items(), key=lambda item: str(item[0])):
+            selection = selection if isinstance(selection, dict) else {}
+            status = selection.get("status")
+            if isinstance(status, str) and status in _STATUS_WORDS:
+                chosen = selection.get("name")
                 suffix = " (%s)" % chosen if chosen else ""
                 lines.append("%s: %s: %s%s" % (host, service, _STATUS_WORDS[status], suffix))
-        for role, report in sorted((entry.get("reports") or {}).items()):
-            warnings = (report or {}).get("warnings") if isinstance(report, dict) else None
+        reports = entry.get("reports") if isinstance(entry.get("reports"), dict) else {}
+        for role, report in sorted(reports.items(), key=lambda item: str(item[0])):
+            warnings = report.get("warnings") if isinstance(report, dict) else None
             if isinstance(warnings, str):
                 warnings = [warnings]
-            for warning in warnings or []:
-                lines.append("%s: %s: %s" % (host, role, mask_text(warning)))
-    for host in sorted(set(failed_hosts or [])):
+            for warning in warnings if isinstance(warnings, (list, tuple)) else []:
+                lines.append("%s: %s: %s" % (host, role, mask_text(str(warning))))
+    for host in sorted({str(host) for host in failed_hosts or []}):
         lines.append("%s: failed or unreachable: see the run above" % host)
-    return lines
+    return [one_line(line) for line in lines]

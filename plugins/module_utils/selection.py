@@ -41,6 +41,7 @@ from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs impo
     input_errors,
     probe_image_errors,
 )
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import MAX_MIRRORS, NAME_RULE, name_problem
 
 
 def mask_text(text):
@@ -302,7 +303,7 @@ def _conda_layout_errors(here, entry, insecure):
                           "{conda-forge: https://mirror.example/cloud}" % here)
         else:
             for name, url in custom.items():
-                if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
+                if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z", name):
                     errors.append("%s.custom_channels: %r is not a channel name (letters, digits, . _ -)"
                                   % (here, name))
                 else:
@@ -361,12 +362,20 @@ def _pin_errors(pin, names_by_service):
         if service not in names_by_service:
             errors.append("%s: %r is not a service of gpulab_mirrors (%s); remove the pin or add the service"
                           % (where, service, ", ".join(sorted(names_by_service)) or "none"))
-        elif not isinstance(name, str):
-            errors.append("%s: %r must be a mirror name (a string)" % (where, name))
+        elif name_problem(name):
+            errors.append("%s: %s" % (where, name_problem(name)))
         elif name not in names_by_service[service]:
             errors.append("%s: %r is not a mirror of gpulab_mirrors.%s; use one of: %s"
                           % (where, name, service, ", ".join(names_by_service[service])))
     return errors
+
+
+def _cache_hint(name):
+    """Where a bad ``cache-<host>`` name comes from: a lab cache node's inventory name."""
+    if isinstance(name, str) and name.startswith("cache-"):
+        return ("; cache-%s is the entry of the lab cache node %s (its inventory name): give that host a name "
+                "made of %s" % (name[6:], name[6:], NAME_RULE))
+    return ""
 
 
 def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require=None):
@@ -388,6 +397,10 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require
     for service, entries in mirrors.items():
         where = "gpulab_mirrors.%s" % service
         kind = None
+        problem = name_problem(service, "service name")
+        if problem:
+            errors.append("gpulab_mirrors: service %s" % problem)
+            continue
         if service not in services:
             errors.append("%s: unknown service; add gpulab_mirror_services.%s: {kind: %s} to say how to probe it"
                           % (where, service, "|".join(KINDS)))
@@ -402,6 +415,9 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require
         if not entries:
             errors.append("%s: empty list; list at least one mirror or remove the service" % where)
             continue
+        if len(entries) > MAX_MIRRORS:
+            errors.append("%s: %d mirrors; a service takes at most %d (all are probed at once)"
+                          % (where, len(entries), MAX_MIRRORS))
         seen = {}
         names_by_service[service] = []
         for index, entry in enumerate(entries):
@@ -413,8 +429,10 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require
             errors.extend("%s: unknown key %r; allowed: %s" % (here, key, ", ".join(allowed))
                           for key in entry if key not in allowed)
             name = entry.get("name")
-            if not isinstance(name, str) or not name.strip():
+            if name is None or name == "":
                 errors.append("%s.name: missing; give each mirror a short unique name, e.g. tuna" % here)
+            elif name_problem(name):
+                errors.append("%s.name: %s%s" % (here, name_problem(name), _cache_hint(name)))
             elif name in seen:
                 errors.append("%s.name: %r duplicates %s[%d]; names must be unique per service"
                               % (here, name, where, seen[name]))
@@ -437,6 +455,6 @@ def mirror_catalog_errors(mirrors, services=None, policy=None, pin=None, require
     errors.extend(_policy_errors(policy))
     errors.extend(_pin_errors(pin, names_by_service))
     kinds = {service: services[service].get("kind") for service in mirrors
-             if isinstance(services.get(service), dict)}
+             if not name_problem(service) and isinstance(services.get(service), dict)}
     errors.extend(input_errors(kinds, policy, require))
     return errors

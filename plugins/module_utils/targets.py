@@ -11,6 +11,11 @@ no host.
 from __future__ import annotations
 
 
+def _text(value):
+    """A host name is text: ``gpulab_target: 123`` (a number in YAML) is the host called 123."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def host_pattern(value, variable="gpulab_target"):
     """``value`` (a pattern string or a list of patterns) as one Ansible host pattern string.
 
@@ -18,8 +23,10 @@ def host_pattern(value, variable="gpulab_target"):
     """
     hint = ("name hosts or groups, e.g. -e %s=gpu, -e %s='gpu:&rack1' or a YAML list; the default is all"
             % (variable, variable))
+    value = _text(value)
     if isinstance(value, (list, tuple)):
-        parts = [item.strip() if isinstance(item, str) else item for item in value]
+        parts = [_text(item) for item in value]
+        parts = [item.strip() if isinstance(item, str) else item for item in parts]
         if not parts or any(not isinstance(item, str) or not item for item in parts):
             raise ValueError("%s: %r is not a list of host patterns; %s" % (variable, value, hint))
         return ":".join(parts)

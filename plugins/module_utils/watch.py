@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.gpulab.provision.plugins.module_utils.printable import one_line
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_selection
 
 ACTIVE = ("ok", "pinned", "pin_unhealthy")
@@ -204,4 +205,4 @@ def log_line(service, decision, written=None, notes=None):
         text += "; wrote %s" % ", ".join(written)
     for note in notes or []:
         text += "; %s" % note
-    return text
+    return one_line(text)  # a name or reason with a newline or ESC cannot print a line of its own

@@ -62,3 +62,13 @@ def test_a_layer_may_add_a_service():
 def test_errors_name_the_variable(layers, order, message):
     with pytest.raises(CatalogLayerError, match=message):
         layer_catalog(BASE, layers, order)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "lab\nforged", "url": "https://x"}, r"^gpulab_mirrors_add_site.pypi\[0\].name: 'lab\\nforged' is not a mirror name"),
+    ({"name": 7, "url": "https://x"}, r"^gpulab_mirrors_add_site.pypi\[0\].name: 7 is a number in YAML; quote it"),
+])
+def test_a_layer_entry_with_a_name_outside_the_catalog_pattern_names_the_layer_variable(entry, message):
+    """The catalog check's one rule (probe_spec.name_problem), reported where the entry was written."""
+    with pytest.raises(CatalogLayerError, match=message):
+        layer_catalog(BASE, {"gpulab_mirrors_add_site": {"pypi": [entry]}})

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mirror_results import catalog, result
 
-from ansible_collections.gpulab.provision.plugins.module_utils.report import format_report, report_data, report_text
+from ansible_collections.gpulab.provision.plugins.module_utils.report import (
+    ReportError,
+    format_report,
+    report_data,
+    report_text,
+)
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mirror_selection
 
 
@@ -114,3 +121,65 @@ def test_the_report_text_filter_formats_the_data_as_the_text_report_does():
     data = json.loads(json.dumps(report_data(host_vars())))  # what the report play keeps (serialisable)
     assert text_of(data) == report_text(host_vars())
     assert "s3cret" not in text_of(data)
+
+
+# ------------------------------------------------------------ host names that are numbers, forged lines
+
+
+def numeric_hosts():
+    entry = {"name": "tuna", "status": "ok", "latency_ms": 12, "ranked": [], "rejected": []}
+    return {"123": {"gpulab_mirrors_selected": {"pypi": dict(entry)}},
+            "007": {"gpulab_mirrors_selected": {"pypi": dict(entry, name=7, status="none")}},
+            "web": {"gpulab_mirrors_selected": {"pypi": dict(entry)}}}
+
+
+def test_host_names_that_are_numbers_are_text_everywhere_in_the_report():
+    """A host called 123 (YAML makes it a number unless quoted) broke the whole report: sorted() of int and str."""
+    data = {123: {"mirrors_selected": {"pypi": {"name": 42, "status": "ok"}}, "reports": {}},
+            "web": {"mirrors_selected": {"pypi": {"name": "tuna", "status": "ok"}},
+                    "reports": {"pip_mirror": {"changed": False, "summary": 5}}}}
+    lines = format_report(data).splitlines()
+    assert [line.split()[:3] for line in lines[2:4]] == [["123", "pypi", "42"], ["web", "pypi", "tuna"]]
+    assert lines[-1].split() == ["web", "pip_mirror", "ok", "5"]
+
+
+def test_gpulab_report_hosts_given_as_numbers_name_those_hosts():
+    data = report_data(numeric_hosts(), [123, "007"])
+    assert sorted(data) == ["007", "123"]
+    assert report_data(numeric_hosts(), ["123"]) == report_data(numeric_hosts(), [123])
+    lines = format_report(data).splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["007", "123"]
+    assert lines[2].split()[2] == "7"  # a mirror name that is a number is shown, not a crash
+
+
+def test_gpulab_report_hosts_that_is_not_a_list_names_the_variable():
+    with pytest.raises(ReportError, match="^gpulab_report_hosts: 'web' must be a list of inventory host names$"):
+        report_data(numeric_hosts(), "web")
+
+
+def test_a_value_with_a_newline_or_escape_cannot_forge_a_report_line():
+    data = {"gpu1": {"mirrors_selected": {"pypi": {
+        "name": "tuna", "status": "ok",
+        "rejected": [{"name": "evil\ngpu9  pypi  good  1 ms  -  -  ok", "reason": "refused\x1b[2J\r"}]}},
+        "reports": {"pip_mirror": {"changed": True, "summary": "wrote\n/etc/pip.conf\u2028x"}}}}
+    lines = format_report(data).splitlines()
+    assert not any(line.startswith("gpu9") for line in lines)
+    assert "rejected evil\\ngpu9  pypi  good  1 ms  -  -  ok: refused\\x1b[2J\\r" in lines[3]
+    assert lines[-1] == "gpu1  pip_mirror  changed  wrote\\n/etc/pip.conf\\u2028x"
+    assert all(line.isprintable() for line in lines)
+
+
+def test_the_report_filters_take_host_names_that_are_numbers():
+    from ansible_collections.gpulab.provision.plugins.filter.mirrors import FilterModule as Mirrors
+    from ansible_collections.gpulab.provision.plugins.filter.run_report import FilterModule as RunReport
+
+    filters = dict(Mirrors().filters(), **RunReport().filters())
+    data = filters["mirror_report"](numeric_hosts(), [123, "007", "web"], output="data")
+    data[7] = {"mirrors_selected": {"pypi": {"name": "tuna", "status": "none"}}, "reports": {}}  # a number as a key
+    rows = [line.split()[:2] for line in filters["mirror_report_text"](data).splitlines()[2:]]
+    assert rows == [["007", "pypi"], ["123", "pypi"], ["7", "pypi"], ["web", "pypi"]]
+    assert filters["run_warnings"](data, [123]) == [
+        "007: pypi: no healthy mirror, nothing kept (7)",
+        "7: pypi: no healthy mirror, nothing kept (tuna)",
+        "123: failed or unreachable: see the run above",
+    ]

@@ -52,3 +52,25 @@ def test_recorded_selection_reads_the_local_fact_and_reports_it():
     assert "tuna" in text and "hub" in text
     with pytest.raises(ValueError, match="local fact"):
         recorded_selection(["x"])
+
+
+def test_host_names_that_are_numbers_and_forged_warnings_stay_one_line_each():
+    data = {123: {"mirrors_selected": {"pypi": {"status": "none", "name": None}}, "reports": {}},
+            "web": {"mirrors_selected": {"pypi": {"status": "kept", "name": 7}},
+                    "reports": {"docker_mirror": {"warnings": ["restart pending\nweb: docker: all fine\x1b[0m"]}}}}
+    assert run_warnings(data, failed_hosts=[10, "007"]) == [
+        "123: pypi: no healthy mirror, nothing kept",
+        "web: pypi: every mirror down, the last good choice kept (7)",
+        "web: docker_mirror: restart pending\\nweb: docker: all fine\\x1b[0m",
+        "007: failed or unreachable: see the run above",
+        "10: failed or unreachable: see the run above",
+    ]
+
+
+def test_a_recorded_fact_with_a_number_for_a_name_is_shown_as_text():
+    from ansible_collections.gpulab.provision.plugins.module_utils.recorded_selection import recorded_selection
+    from ansible_collections.gpulab.provision.plugins.module_utils.report import report_text
+
+    selected = recorded_selection({"pypi": {"name": 123, "status": "ok", "url_masked": "https://m.example/simple"}})
+    assert selected["pypi"]["name"] == "123"
+    assert report_text({"gpu1": {"gpulab_mirrors_selected": selected}}).splitlines()[2].split()[:3] == ["gpu1", "pypi", "123"]

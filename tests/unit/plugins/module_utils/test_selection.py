@@ -547,3 +547,76 @@ def test_selection_urls_takes_each_url_back_from_the_catalog_by_name():
     assert fixed["pypi"]["url"] == "https://u:pw@a.example/simple"
     assert [r["url"] for r in fixed["pypi"]["ranked"]] == ["https://u:pw@a.example/simple", "https://b.example/simple"]
     assert fixed["docker"] == masked["docker"] and masked["pypi"]["url"].count("********") == 1  # input untouched
+
+
+# --------------------------------------------------------------------------------------------
+# names that reach printed lines; bounded requirements (issue 18, causes 8 and 10)
+
+
+@pytest.mark.parametrize("name, why", [
+    ("tuna\nWed Dec  2 gpulab-mirror-watch: pypi: failover tuna -> evil", "is not a mirror name"),
+    ("tuna\x1b[2J", "is not a mirror name"),
+    ("tuna\n", "is not a mirror name"),  # '$' in a regex matches before a final newline: the rule uses \Z
+    ("my mirror", "is not a mirror name"),
+    ("-lab", "is not a mirror name"),
+    ("a" * 129, "is not a mirror name"),
+    (123, "123 is a number in YAML; quote it (name: '123') so it stays text"),
+    (["tuna"], "must be a mirror name"),
+])
+def test_a_mirror_name_outside_the_one_pattern_is_refused_naming_the_entry_and_the_fix(name, why):
+    errors = errors_for({"pypi": [{"name": "ok", "url": "https://a.example/simple"},
+                                  {"name": name, "url": "https://b.example/simple"}]})
+    assert len(errors) == 1 and errors[0].startswith("gpulab_mirrors.pypi[1].name: "), errors
+    assert why in errors[0]
+    assert "\n" not in errors[0] and "\x1b" not in errors[0]  # the error itself is printable (repr)
+    if isinstance(name, str) and not name.isprintable():
+        assert "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters" in errors[0]
+
+
+def test_every_mirror_name_the_collection_ships_fits_the_pattern():
+    """The README's, the example inventory's, Molecule's and the demo's names (and a long cache node)."""
+    names = ["tuna", "ustc", "sjtu", "bfsu", "aliyun", "daocloud", "dockerproxy", "anaconda", "lab1", "rack3-devpi",
+             "pypi", "docker.io", "nvidia_cuda", "cache-10.0.0.5", "cache-" + "node01.gpu-cluster.example.org" * 3]
+    mirrors = {"pypi": [{"name": name, "url": "https://m%d.example/simple" % index} for index, name in enumerate(names)]}
+    assert errors_for(mirrors) == []
+
+
+def test_a_cache_node_entry_with_an_odd_host_name_says_where_the_name_comes_from():
+    errors = errors_for({"pypi": [{"name": "cache-fd00::5", "url": "http://[fd00::5]:3141/root/pypi/+simple",
+                                   "insecure": True}]})
+    assert len(errors) == 1 and "cache-fd00::5 is the entry of the lab cache node fd00::5 (its inventory name)" in errors[0]
+
+
+def test_a_service_name_outside_the_pattern_is_refused():
+    errors = errors_for({"py\npi": [{"name": "a", "url": "https://a.example/simple"}]}, {"py\npi": {"kind": "pypi"}})
+    assert errors == ["gpulab_mirrors: service 'py\\npi' is not a service name: use letters, digits, '.', '_' and '-', "
+                      "starting with a letter or digit, at most 128 characters"]
+
+
+def test_a_pin_that_is_a_number_says_to_quote_it():
+    errors = errors_for({"pypi": [{"name": "123", "url": "https://a.example/simple"}]}, pin={"pypi": 123})
+    assert errors == ["gpulab_mirror_pin.pypi: 123 is a number in YAML; quote it (name: '123') so it stays text"]
+
+
+def test_more_mirrors_than_a_probe_takes_are_refused():
+    errors = errors_for({"pypi": [{"name": "m%d" % i, "url": "https://m%d.example/simple" % i} for i in range(65)]})
+    assert errors == ["gpulab_mirrors.pypi: 65 mirrors; a service takes at most 64 (all are probed at once)"]
+
+
+@pytest.mark.parametrize("items, message", [
+    (["torch==" + "1" * 5000], "gpulab_mirror_require.pypi[0]: 'torch==" + "1" * 33 + "'... is 5007 "
+                               "characters long; a pinned item has at most 512"),
+    (["torch==2.5.1", "torch==1." + "0" * 70], "gpulab_mirror_require.pypi[1]: the version of 'torch==1." + "0" * 31 + "'... is 72 "
+                                               "characters long; a pinned version "
+                                               "has at most 64"),
+    (["p%d==1.0" % i for i in range(65)], "gpulab_mirror_require.pypi: 65 pinned items; a service takes at most 64 "
+                                          "(pin what the lab's jobs cannot run without)"),
+])
+def test_an_absurd_requirement_is_an_error_naming_gpulab_mirror_require_and_the_item(items, message):
+    """5000 digits used to end in Python's 'Exceeds the limit (4300 digits)' ValueError, naming nothing."""
+    assert errors_for({"pypi": [{"name": "a", "url": "https://a.example/simple"}]}, require={"pypi": items}) == [message]
+
+
+def test_the_longest_allowed_version_and_item_count_pass():
+    require = {"pypi": ["p%d==%s" % (i, "1." * 31 + "9") for i in range(64)]}
+    assert errors_for({"pypi": [{"name": "a", "url": "https://a.example/simple"}]}, require=require) == []

@@ -26,6 +26,7 @@ from __future__ import annotations
 import calendar
 import email.utils
 import json
+import math
 import re
 import time
 
@@ -38,6 +39,19 @@ _ISO_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(
 # tunasync job states that mean the last run did not succeed (a mirror still "syncing" or
 # "pre-syncing" is judged by the time of its last success).
 TUNASYNC_FAILED = ("failed",)
+# A sync time is an epoch between 1970 and the year 9999: what a mirror sends past that (1e400, a
+# 5000-digit stamp, the year 99999) is no signal. time.gmtime() raised OverflowError on it in judge(),
+# which failed the whole probe, every mirror of the service with it.
+MAX_EPOCH = 253402300799.0
+
+
+def _epoch(value):
+    """``value`` (seconds) as a float when it is a plausible sync time, else None."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) and 0 < value <= MAX_EPOCH else None
 
 
 class FeedError(ValueError):
@@ -50,11 +64,9 @@ def http_date(value):
         return None
     try:
         parsed = email.utils.parsedate_tz(str(value).strip())
-    except (TypeError, ValueError):
+        return _epoch(email.utils.mktime_tz(parsed)) if parsed is not None else None
+    except (TypeError, ValueError, OverflowError):  # a year 99999 is out of calendar's range
         return None
-    if parsed is None:
-        return None
-    return float(email.utils.mktime_tz(parsed))
 
 
 def iso_time(value):
@@ -62,21 +74,23 @@ def iso_time(value):
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return float(value) if value > 0 else None
+        return _epoch(value)
     text = str(value).strip()
     if re.match(r"^\d+(\.\d+)?$", text):
-        number = float(text)
-        return number if number > 0 else None
+        return _epoch(text)
     match = _ISO_STAMP.match(text)
     if not match:
         return None
-    stamp = calendar.timegm(time.strptime("%s %s" % (match.group(1), match.group(2)), "%Y-%m-%d %H:%M:%S"))
+    try:
+        stamp = calendar.timegm(time.strptime("%s %s" % (match.group(1), match.group(2)), "%Y-%m-%d %H:%M:%S"))
+    except ValueError:  # month 99: the feed's, no signal (it made the mirror unhealthy with a ValueError)
+        return None
     zone = match.group(3)
     if zone and zone != "Z":
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         stamp -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return float(stamp)
+    return _epoch(stamp)
 
 
 def bandersnatch_time(text):
@@ -84,7 +98,10 @@ def bandersnatch_time(text):
     match = _BANDERSNATCH_STAMP.match(text or "")
     if not match:
         return None
-    return float(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H:%M:%S")))
+    try:
+        return _epoch(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H:%M:%S")))
+    except ValueError:
+        return None
 
 
 def inrelease_times(text):

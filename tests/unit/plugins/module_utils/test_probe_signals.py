@@ -379,3 +379,21 @@ def test_a_serial_of_thousands_of_digits_is_no_serial(servers, kind):
     result = run_probe("pypi", [mirror("m", server)], 2.0, max_serial_lag=10)["results"][0]
     assert result["healthy"] is True, result["reason"]
     assert result["serial"] is None and result["freshness"] == "freshness unknown"
+
+
+@pytest.mark.parametrize("stamp", ["1e400", '"%s"' % ("9" * 5000), "1e20", '"9999-99-99T00:00:00Z"'])
+def test_a_sync_time_past_any_calendar_is_no_signal_not_a_failed_probe(servers, stamp):
+    """time.gmtime() of 1e400 raised OverflowError in judge(): the probe of every mirror of the service failed."""
+    now = int(time.time())
+    feed_body = '[{"name": "pypi", "status": "success", "last_update_ts": %s}]' % stamp
+    site = servers().route("/static/tunasync.json", 200, {"Content-Type": "application/json"}, feed_body)
+    good = servers().route("/api/v1/metas", 200, {}, json.dumps([{"name": "pypi", "lastSuccess": now - 600}]))
+    conda = servers().route("/pkgs/main/noarch/repodata.json", 200, {"Last-Modified": "Sat, 09 Nov 99999 10:00:00 GMT"},
+                            json.dumps({"packages": {"six-1.16.0-0.tar.bz2": {"name": "six", "version": "1.16.0"}}}))
+    out = by_name(run_probe("pypi", [mirror("odd", pypi_mirror(servers()), status_url=site.url + "/static/tunasync.json#pypi"),
+                                     mirror("fine", pypi_mirror(servers()), status_url=good.url + "/api/v1/metas#pypi")],
+                            2.0, max_age_h=24))
+    assert out["odd"]["healthy"] is True and out["odd"]["freshness"] == "freshness unknown", out["odd"]
+    assert out["fine"]["healthy"] is True and out["fine"]["age_h"] <= 0.2
+    year = run_probe("conda", [mirror("m", conda, "")], 2.0, max_age_h=24)["results"][0]
+    assert year["healthy"] is True and year["freshness"] == "freshness unknown", year

@@ -363,12 +363,26 @@ def parse_xml(text):
     Raises NvidiaSmiParseError when the text is not such a document, or when the number of
     ``<gpu>`` elements differs from ``<attached_gpus>``.
     """
+    return parse_xml_root(xml_root(text))
+
+
+def xml_root(text):
+    """The ``nvidia_smi_log`` element of ``nvidia-smi -q -x`` output (parsed once, read by
+    :func:`parse_xml_root` and by the health checks in ``gpu_health_xml``).
+
+    Raises NvidiaSmiParseError when the text is not such a document.
+    """
     try:
         root = ElementTree.fromstring((text or "").strip())
     except ElementTree.ParseError as exc:
         raise NvidiaSmiParseError("not an 'nvidia-smi -q -x' report: %s" % exc)
     if root.tag != "nvidia_smi_log":
         raise NvidiaSmiParseError("not an 'nvidia-smi -q -x' report (root element %r)" % root.tag)
+    return root
+
+
+def parse_xml_root(root):
+    """:func:`parse_xml` for a document already parsed by :func:`xml_root`."""
     blocks = root.findall("gpu")
     attached = _clean(_xml_text(root, "attached_gpus"))
     if attached is not None:

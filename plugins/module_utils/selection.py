@@ -150,6 +150,8 @@ def _previous_name(previous):
         previous = previous.get("name")
     if previous is None or previous == "":
         return None
+    if isinstance(previous, int) and not isinstance(previous, bool):
+        previous = str(previous)  # a fact written by hand: the mirror "123", as text
     if not isinstance(previous, str):
         raise SelectionError("previous must be a mirror name or the local fact entry with a name")
     return previous

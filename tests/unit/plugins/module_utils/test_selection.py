@@ -620,3 +620,10 @@ def test_an_absurd_requirement_is_an_error_naming_gpulab_mirror_require_and_the_
 def test_the_longest_allowed_version_and_item_count_pass():
     require = {"pypi": ["p%d==%s" % (i, "1." * 31 + "9") for i in range(64)]}
     assert errors_for({"pypi": [{"name": "a", "url": "https://a.example/simple"}]}, require=require) == []
+
+
+def test_a_previous_choice_recorded_as_a_number_is_that_mirror():
+    """The local fact edited by hand ({"name": 123}): the mirror "123" is kept, not a SelectionError."""
+    entry = mirror_selection([result("123", healthy=False), result("b", healthy=False)], catalog("123", "b"),
+                             previous={"name": 123})
+    assert entry["status"] == "kept" and entry["name"] == "123"

@@ -21,8 +21,6 @@ writing ``backup``, ``backup_keep``, ``credentials_group``; daemon.json also ``r
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import grp
 import os
 import shutil
@@ -30,6 +28,7 @@ import time
 
 from ansible_collections.gpulab.provision.plugins.module_utils.atomic_file import replace_text
 from ansible_collections.gpulab.provision.plugins.module_utils.backups import prune
+from ansible_collections.gpulab.provision.plugins.module_utils.host_lock import Lock  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import RenderError, render_client_config
 
 # A missing file its role creates whatever the host has; the others only where the client is
@@ -45,36 +44,6 @@ def read_text(path):
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-class Lock:
-    """flock on the lock file the watcher and Ansible share; ``acquired`` is False after ``wait_s``."""
-
-    def __init__(self, path, wait_s, sleep=time.sleep, clock=time.monotonic):
-        self.path, self.wait_s, self.sleep, self.clock = path, wait_s, sleep, clock
-        self.handle = None
-        self.acquired = False
-
-    def __enter__(self):
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self.handle = open(self.path, "a", encoding="utf-8")  # pylint: disable=consider-using-with
-        give_up = self.clock() + float(self.wait_s)
-        while True:
-            try:
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.acquired = True
-                return self
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or self.clock() >= give_up:
-                    return self
-                self.sleep(0.2)
-
-    def __exit__(self, *exc):
-        if self.handle is not None:
-            if self.acquired:
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-            self.handle.close()
-        return False
 
 
 def _dir_of(path, levels=1):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.gpulab.provision.plugins.module_utils.host_lock import DEFAULT_LOCK_PATH
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import holds_credentials
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import (
@@ -36,7 +37,7 @@ DEFAULT_SETTINGS = {
     "confirm": DEFAULT_CONFIRM,
     "fact_path": "/etc/ansible/facts.d/gpulab_mirrors.fact",
     "state_path": "/var/lib/gpulab-mirror-watch/state.json",
-    "lock_path": "/run/lock/gpulab-mirrors.lock",
+    "lock_path": DEFAULT_LOCK_PATH,
     "lease_path": "/run/gpulab-mirrors.ansible",
     "lease_s": 1800,
     "lock_wait_s": 30,

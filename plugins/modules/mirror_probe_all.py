@@ -33,7 +33,10 @@ description:
     C(registry-mirrors) changed (a reload, never a restart). This is how C(failover.yml) switches a host
     in one module call; what it leaves (a file it cannot render, a daemon.json change that needs a
     restart) is returned in RV(pending) for the config role to do.
-  - Writes (O(write) or O(record)) happen under the lock C(gpulab-mirror-watch) shares (O(lock_path)).
+  - Writes (O(write) or O(record)) happen under the lock C(gpulab-mirror-watch) shares (O(lock_path)). When the lock
+    cannot be taken (held past O(lock_wait_s), or refused: not a regular file owned by root in a directory only root
+    writes), nothing is written, the run does not fail, and RV(deferred) says why (also a warning, and a note for
+    the report).
   - Credentials in mirror URLs never appear in the output, nor a diff of a file that holds one.
 author:
   - gpulab.provision maintainers (@gpulab)
@@ -108,9 +111,13 @@ options:
     default: false
     version_added: 1.2.0
   lock_path:
-    description: The lock file C(gpulab-mirror-watch) writes under; held while writing.
+    description:
+      - The lock file C(gpulab-mirror-watch) writes under; held while writing.
+      - Its directory is created (mode C(0755)) when missing and must be owned by root and writable by no one else;
+        the file is created C(0600) and must be a regular file owned by root (a symlink is not followed).
+      - Before 1.3.0 the default was C(/run/lock/gpulab-mirrors.lock), in a world-writable directory.
     type: path
-    default: /run/lock/gpulab-mirrors.lock
+    default: /run/gpulab/mirrors.lock
     version_added: 1.1.0
   lock_wait_s:
     description: How long to wait for O(lock_path) before failing without writing anything.
@@ -205,11 +212,19 @@ backups:
   elements: str
   version_added: 1.1.0
 notes:
-  description: With O(write=true), what happened to dockerd (reloaded, not running).
+  description: With O(write=true), what happened to dockerd (reloaded, not running), and C(switch deferred: <why>).
   returned: success
   type: list
   elements: str
   version_added: 1.1.0
+deferred:
+  description:
+    - With O(write=true) or O(record=true), why nothing was written (the lock at O(lock_path) held by another writer
+      past O(lock_wait_s), or refused as unsafe); null when the writes were done (or none were needed).
+  returned: success
+  type: str
+  sample: /run/gpulab/mirrors.lock is held by another writer (pid 4242) for more than 120 s
+  version_added: 1.3.0
 """
 
 import json
@@ -273,20 +288,21 @@ def _apply_dockerd(module, reload, check):
     return notes
 
 
-def _write_locked(module, params, plans, fact, validate, nothing):
+def _write_locked(module, params, plans, fact, validate):
     """Under the lock the watcher shares: write ``plans`` (client_files), then the local fact (unless None).
 
-    ``nothing``: what the failure says was not written when the lock stays held past ``lock_wait_s``.
+    Returns ``(done, None)``, or ``(None, why)`` when the lock could not be taken (held past
+    ``lock_wait_s``, or refused: host_lock) and nothing was written: the switch is deferred.
     """
     with client_files.Lock(params["lock_path"], params["lock_wait_s"]) as lock:
         if not lock.acquired:
-            module.fail_json(msg="%s is held by another writer (gpulab-mirror-watch or another play) for more than %ss; "
-                                 "%s. Run again." % (params["lock_path"], params["lock_wait_s"], nothing))
+            module.warn("switch deferred, nothing written: %s" % lock.reason)
+            return None, lock.reason
         done = client_files.apply_plans(plans, diff=module._diff, validate=validate)
         if fact is not None:
             os.makedirs(os.path.dirname(params["fact_path"]) or ".", mode=0o755, exist_ok=True)
             client_files.write_file(params["fact_path"], fact_text(fact), 0o644, "root")
-    return done
+    return done, None
 
 
 def _write(module, watched, selected, fact, fact_changed, params):
@@ -308,24 +324,32 @@ def _write(module, watched, selected, fact, fact_changed, params):
     changing = [p for p in plans if p["error"] or (p["result"] is not None and p["result"]["changed"])]
     validate = {"daemon_json": _dockerd_validator(module)} if any(
         p["entry"]["client"] == "daemon_json" for p in changing) and not check else {}
+    deferred = None
     if check or not (changing or fact_changed):
         done = client_files.apply_plans(changing, check=True, diff=module._diff)
     else:
-        done = _write_locked(module, params, changing, fact if fact_changed else None, validate, "nothing was written")
+        done, deferred = _write_locked(module, params, changing, fact if fact_changed else None, validate)
+    if deferred:
+        done = {"written": [], "backups": [], "reload": {}, "errors": [], "diffs": []}
+    done["deferred"] = deferred
     for item in done["errors"]:
         left.setdefault(ROLE_OF[item["client"]], []).append(item)
     done["notes"] = _apply_dockerd(module, done["reload"], check)
+    if deferred:
+        done["notes"].append("switch deferred: %s" % deferred)
     return done, left
 
 
 def _record(module, fact, before, fact_changed, params):
-    """Write the local fact when it changed (O(record)); ``{changed, diff?}``."""
+    """Write the local fact when it changed (O(record)); ``{changed, diff?, deferred?}``."""
     out = {"changed": fact_changed}
     if fact_changed and module._diff:
         out["diff"] = {"before": before or "", "after": fact_text(fact), "before_header": params["fact_path"],
                        "after_header": params["fact_path"]}
     if fact_changed and not module.check_mode:
-        _write_locked(module, params, [], fact, None, "the local fact was not written")
+        deferred = _write_locked(module, params, [], fact, None)[1]
+        if deferred:
+            out.update(changed=False, deferred=deferred, notes=["switch deferred: %s" % deferred])
     return out
 
 
@@ -355,7 +379,7 @@ def main():
             validate_certs=dict(type="bool", default=True),
             write=dict(type="bool", default=False),
             record=dict(type="bool", default=False),
-            lock_path=dict(type="path", default="/run/lock/gpulab-mirrors.lock"),
+            lock_path=dict(type="path", default="/run/gpulab/mirrors.lock"),
             lock_wait_s=dict(type="int", default=120),
         ),
         supports_check_mode=True,
@@ -388,7 +412,7 @@ def main():
     before = client_files.read_text(params["fact_path"])
     try:
         previous = json.loads(before or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # a fact nested beyond Python's recursion limit too
         previous = {}
     if not isinstance(previous, dict):
         previous = {}
@@ -416,15 +440,16 @@ def main():
     out = dict(changed=False, probes=results, selected=chosen["selected"], fact=chosen["fact"],
                fact_changed=fact_changed, fact_dir_exists=os.path.isdir(os.path.dirname(params["fact_path"])),
                pending=pending, summary=summary, elapsed_ms=answers["elapsed_ms"],
-               written=[], backups=[], notes=[])
+               written=[], backups=[], notes=[], deferred=None)
     if params["write"]:
         try:
             done, left = _write(module, watched, chosen["selected"], chosen["fact"], fact_changed, params)
         except Exception as exc:  # never a traceback with a URL
             module.fail_json(msg="mirror_probe_all could not write: %s" % masker("%s: %s" % (exc.__class__.__name__, exc)),
                              selected=chosen["selected"], summary=summary)
-        out.update(changed=bool(done["written"]) or fact_changed, pending=left, written=done["written"],
-                   backups=done["backups"], notes=[masker(note) for note in done["notes"]])
+        out.update(changed=not done["deferred"] and (bool(done["written"]) or fact_changed), pending=left,
+                   written=done["written"], backups=done["backups"], notes=[masker(note) for note in done["notes"]],
+                   deferred=done["deferred"] and masker(done["deferred"]))
         if done["diffs"]:
             out["diff"] = done["diffs"]
     elif params["record"]:

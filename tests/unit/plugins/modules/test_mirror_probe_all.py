@@ -186,7 +186,10 @@ def test_write_waits_for_the_watchers_lock_and_then_writes_nothing(lab, capsys):
     with open(lock, "a", encoding="utf-8") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         failed, result, _out = run_module(capsys, _writing(lab, lock_wait_s=1))
-    assert failed and "is held by another writer" in result["msg"]
+    # deferred, not failed: the report says why (failover.yml's gpulab_report_mirror_select.warnings)
+    assert not failed and result["changed"] is False and result["written"] == []
+    assert result["deferred"].startswith("%s is held by another writer" % lock)
+    assert "switch deferred: %s" % result["deferred"] in result["notes"]
     assert not (lab["path"] / "pip.conf").exists() and not (lab["path"] / "gpulab_mirrors.fact").exists()
 
 
@@ -242,7 +245,7 @@ def test_record_waits_for_the_watchers_lock_and_then_records_nothing(lab, capsys
     with open(lab["path"] / "lock", "a", encoding="utf-8") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         failed, result, _out = run_module(capsys, _recording(lab, lock_wait_s=1))
-    assert failed and "the local fact was not written" in result["msg"]
+    assert not failed and result["changed"] is False and "is held by another writer" in result["deferred"]
     assert not (lab["path"] / "gpulab_mirrors.fact").exists()
 
 

@@ -35,6 +35,9 @@ ACTIVE = ("ok", "pinned", "pin_unhealthy")
 ACTIONS = ("none", "adopt", "ok", "suspect", "candidate", "need_full", "failover", "switch_back", "all_down")
 SWITCHES = ("failover", "switch_back")
 DEFAULT_CONFIRM = 2
+# An Ansible lease dated more than this many seconds in the future (a clock step, a controller or
+# host with a wrong clock) is expired, not fresh: it would otherwise hold failover for its whole span.
+LEASE_SKEW_S = 60
 
 
 class WatchError(ValueError):
@@ -105,6 +108,21 @@ def reconcile(state, recorded):
     if recorded and recorded != state.get("current"):
         return new_state(recorded), True
     return state, False
+
+
+def lease_state(mtime, now, lease_s, skew=LEASE_SKEW_S):
+    """Whether an Ansible lease written at ``mtime`` holds at ``now``: ``fresh``, ``expired`` or ``future``.
+
+    ``expired``: older than ``lease_s`` (an interrupted run). ``future``: dated more than ``skew``
+    seconds ahead of ``now``, treated as expired too. A lease within ``skew`` ahead is fresh (clocks
+    a little apart), so no lease holds longer than ``lease_s + skew``.
+    """
+    age = float(now) - float(mtime)
+    if age < -float(skew):
+        return "future"
+    if age > float(lease_s):
+        return "expired"
+    return "fresh"
 
 
 def _reason(result):
@@ -193,7 +211,11 @@ def fact_entry(selection):
 
 
 def log_line(service, decision, written=None, notes=None):
-    """The one journal line for a decision (no credentials: reasons come masked from the probe)."""
+    """The one journal line for a decision (no credentials: reasons come masked from the probe).
+
+    A deferred switch (``decision["deferred"]``: why) reads ``<service>: deferred failover a -> b
+    (<reason>); switch deferred: <why>``.
+    """
     action = decision["action"]
     if action in SWITCHES:
         deferred = "deferred " if decision.get("deferred") else ""
@@ -201,6 +223,8 @@ def log_line(service, decision, written=None, notes=None):
     else:
         head = "%s: %s %s" % (service, action.replace("_", " "), decision.get("from") or "-")
     text = "%s (%s)" % (head, decision["reason"]) if decision.get("reason") else head
+    if decision.get("deferred"):
+        text += "; switch deferred: %s" % decision["deferred"]
     if written:
         text += "; wrote %s" % ", ".join(written)
     for note in notes or []:

@@ -11,9 +11,29 @@ reloads dockerd when daemon.json changed (:func:`dockerd_policy.dockerd_action` 
 ``never``: a reload, never a restart) and records the switch in the local fact. One line per
 decision on stdout (the journal under systemd), or one JSON document with ``--json``.
 
-Writes happen under ``flock`` on the lock shared with Ansible (``lock_path``) and only while no
-Ansible run holds the lease file (``lease_path``, fresh for ``lease_s`` seconds): Ansible takes
-the lock, writes the lease and then writes its files, so the two never write the same file at once.
+Writes happen under ``flock`` on the lock shared with Ansible (``lock_path``, by default
+``/run/gpulab/mirrors.lock`` in a directory only root writes: :mod:`host_lock`) and only while no
+Ansible run holds the lease file (``lease_path``, fresh for ``lease_s`` seconds, and no more than
+:data:`watch.LEASE_SKEW_S` in the future): Ansible takes the lock, writes the lease and then writes
+its files, so the two never write the same file at once. A switch that cannot be written now says
+``switch deferred: <why>`` in its line and in the state, and is retried on the next run.
+
+Every problem ends in one line naming the file and the problem (stderr, the journal under
+systemd) and an exit status of its own; a problem found before the switches leaves every client
+file untouched. When a run meets several of 6, 7 and 8, the status is the highest:
+
+==  ==========================================================================================
+0   the run completed (a deferred switch included: it is retried on the next run)
+1   an unexpected error (a bug): the exception's class and message, credentials masked
+2   bad command line (argparse)
+3   the configuration (``--config``) is missing, unreadable, not JSON or wrongly typed
+4   the state file is unreadable, not JSON or wrongly typed (remove it: the counts start afresh)
+5   the local fact is unreadable, not JSON or wrongly typed (the next Ansible run rewrites it)
+6   the state file could not be written (a full or read-only disk): this run's counts are lost
+7   the lock was refused (:mod:`host_lock`: another user's file, a symlink, an unsafe directory):
+    every switch is deferred until it is fixed
+8   a switch could not be completed: a client file or the local fact could not be written
+==  ==========================================================================================
 """
 
 from __future__ import annotations
@@ -21,12 +41,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
 
 from ansible_collections.gpulab.provision.plugins.module_utils import client_files, config_merge, probe_session, watch
-from ansible_collections.gpulab.provision.plugins.module_utils.client_files import Lock, read_text
+from ansible_collections.gpulab.provision.plugins.module_utils.client_files import read_text
+from ansible_collections.gpulab.provision.plugins.module_utils.host_lock import Lock
+from ansible_collections.gpulab.provision.plugins.module_utils.selection import mask_text
+from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import config_errors
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import fact_text as nice_json
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
@@ -35,22 +59,94 @@ DEFAULT_CONFIG = "/etc/gpulab/mirrors.json"
 USER_AGENT = "gpulab.provision-mirror_watch/1"
 
 
+# Exit statuses (see the module docstring).
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_CONFIG, EXIT_STATE, EXIT_FACT, EXIT_STATE_WRITE, EXIT_LOCK, EXIT_SWITCH = range(9)
+# Characters of the lease's text shown in a line (the play name that holds it).
+LEASE_TEXT_MAX = 200
+
+
 class CliError(Exception):
-    """A problem the command reports and exits 2 on (bad configuration, unreadable files)."""
+    """A problem the command reports in one line and exits ``status`` on."""
+
+    def __init__(self, message, status=EXIT_CONFIG):
+        super().__init__(message)
+        self.status = status
+
+
+def one_line(text):
+    """``text`` on one line: control characters (a newline, ESC) shown escaped, never printed."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))
 
 
 # --------------------------------------------------------------------------------------------
 # Files
 
 
-def read_json(path, default):
+def read_json(path, default, status=EXIT_CONFIG, fix="fix or remove it"):
+    """The JSON document at ``path``, ``default`` when it does not exist; CliError(status) otherwise."""
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
         return default
-    except (OSError, ValueError) as exc:
-        raise CliError("%s cannot be read as JSON (%s); fix or remove it" % (path, exc))
+    except OSError as exc:
+        raise CliError("%s cannot be read (%s); %s" % (path, exc.strerror or exc, fix), status)
+    except (ValueError, RecursionError) as exc:
+        raise CliError("%s is not valid JSON (%s); %s" % (path, exc, fix), status)
+
+
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def state_errors(saved):
+    """Problems of the state file's content (``{version: 1, services: {name: {current, bad, ...}}}``)."""
+    if not isinstance(saved, dict):
+        return ["must be a JSON object, got %s" % type(saved).__name__]
+    services = saved.get("services", {})
+    if not isinstance(services, dict):
+        return ["services: must be an object, got %s" % type(services).__name__]
+    errors = []
+    for name, entry in services.items():
+        if not isinstance(entry, dict):
+            errors.append("services.%s: must be an object, got %s" % (name, type(entry).__name__))
+            continue
+        for key in ("current", "better", "deferred"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                errors.append("services.%s.%s: %r must be a mirror name or null" % (name, key, entry[key]))
+        for key in ("bad", "better_count"):
+            if not _count(entry.get(key, 0)):
+                errors.append("services.%s.%s: %r must be a whole number >= 0" % (name, key, entry[key]))
+    return errors
+
+
+def fact_errors(fact, services):
+    """Problems of the local fact for the watched ``services`` (each entry ``{name, status, url_masked}``)."""
+    if not isinstance(fact, dict):
+        return ["must be a JSON object, got %s" % type(fact).__name__]
+    errors = []
+    for name in services:
+        entry = fact.get(name)
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            errors.append("%s: must be an object {name, status, url_masked}, got %s" % (name, type(entry).__name__))
+        elif entry.get("name") is not None and not isinstance(entry["name"], str):
+            errors.append("%s.name: %r must be a mirror name or null" % (name, entry["name"]))
+    return errors
+
+
+def load_config(path):
+    """``--config`` read and checked (:func:`watch_config.config_errors`); CliError(EXIT_CONFIG) otherwise."""
+    fix = "run the gpulab.provision.mirror_watch role to write it again"
+    config = read_json(path, None, EXIT_CONFIG, fix)
+    if config is None:
+        raise CliError("%s is missing; %s" % (path, fix.replace("again", "")), EXIT_CONFIG)
+    problems = config_errors(config)
+    if problems:
+        raise CliError("%s is not a usable mirror_watch configuration: %s; %s"
+                       % (path, "; ".join(problems), fix), EXIT_CONFIG)
+    return config
 
 
 def write_atomic(path, text, mode=0o644):
@@ -58,15 +154,37 @@ def write_atomic(path, text, mode=0o644):
     client_files.write_file(path, text, mode, "root")
 
 
-def lease_holder(path, lease_s, now):
-    """The text of a fresh Ansible lease (an Ansible run is writing), or None."""
+def lease_holder(path, lease_s, now, notes=None):
+    """The text of a fresh Ansible lease (an Ansible run is writing), or None.
+
+    A lease older than ``lease_s``, or dated more than :data:`watch.LEASE_SKEW_S` in the future
+    (a clock step), is expired; one that is not a regular file of root's (the process's user when
+    not root) is ignored. Both are said in ``notes``. The lease is never followed through a symlink.
+    """
+    notes = notes if notes is not None else []
     try:
-        age = now - os.stat(path).st_mtime
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    if age > float(lease_s):
+    except OSError as exc:
+        notes.append("lease %s ignored: %s" % (path, exc.strerror or exc))
         return None
-    return (read_text(path) or "ansible").strip() or "ansible"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid not in (0, os.geteuid()):
+            notes.append("lease %s ignored: not a regular file of root's" % path)
+            return None
+        state = watch.lease_state(info.st_mtime, now, lease_s)
+        if state == "future":
+            notes.append("lease %s ignored: dated %d s in the future (more than %d s: a clock step)"
+                         % (path, info.st_mtime - now, watch.LEASE_SKEW_S))
+        if state != "fresh":
+            return None
+        text = os.read(fd, LEASE_TEXT_MAX * 4).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+    first = (text.strip().splitlines() or ["ansible"])[0].strip()
+    return one_line(first[:LEASE_TEXT_MAX]) or "ansible"
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +235,7 @@ def apply_switch(service, cfg, decision, config, check, run=systemctl):
 
 
 def record_fact(path, service, selection):
-    fact = read_json(path, {})
+    fact = read_json(path, {}, EXIT_FACT)
     fact = fact if isinstance(fact, dict) else {}
     fact[service] = watch.fact_entry(selection)
     text = nice_json(fact)
@@ -134,21 +252,62 @@ def _requests(services, plans, which):
     return {name: probe_request(services[name]["probe"], plans[name]["names"]) for name in which}
 
 
+def _load_state(config, services):
+    """The saved per-service states, checked; CliError(EXIT_STATE) when the file is unusable."""
+    path = config["state_path"]
+    fix = "remove it: the counts start afresh and the choice is read from the local fact"
+    saved = read_json(path, {}, EXIT_STATE, fix)
+    problems = state_errors(saved)
+    if problems:
+        raise CliError("%s is not a usable state file: %s; %s" % (path, "; ".join(problems), fix), EXIT_STATE)
+    states = {}
+    for name in services:
+        entry = dict((saved.get("services") or {}).get(name) or {})
+        entry.pop("deferred", None)  # said again below if the switch is still deferred
+        states[name] = entry or None
+    return states
+
+
+def _load_fact(config, services):
+    path = config["fact_path"]
+    fix = "fix or remove it: the next Ansible run (site.yml, failover.yml) writes it again"
+    fact = read_json(path, {}, EXIT_FACT, fix)
+    problems = fact_errors(fact, services)
+    if problems:
+        raise CliError("%s is not a usable local fact: %s; %s" % (path, "; ".join(problems), fix), EXIT_FACT)
+    return fact
+
+
+class _NoLock:
+    """Check mode writes nothing: no lock is taken (nor its directory created)."""
+
+    acquired, refused, reason = True, False, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.time):
-    """Probe, decide and (unless ``check``) switch; returns the run's report (no credentials)."""
+    """Probe, decide and (unless ``check``) switch; returns the run's report (no credentials).
+
+    The report has ``services`` (one entry per service, its ``line``), ``status`` (the exit status,
+    see the module docstring) and ``errors`` (one line each, for stderr).
+    :raises CliError: the state file or the local fact is unusable (nothing was written).
+    """
     services = config.get("services") or {}
     policy = config.get("policy") or {}
     confirm = config.get("confirm", watch.DEFAULT_CONFIRM)
     deadline = policy.get("timeout_s", 3)
-    saved = read_json(config["state_path"], {})
-    states = dict(saved.get("services") or {}) if isinstance(saved, dict) else {}
-    fact = read_json(config["fact_path"], {})
-    fact = fact if isinstance(fact, dict) else {}
-    report = {"services": {}, "check": bool(check)}
+    states = _load_state(config, services)
+    fact = _load_fact(config, services)
+    report = {"services": {}, "check": bool(check), "status": EXIT_OK, "errors": []}
 
     plans, adopted = {}, {}
     for name, cfg in services.items():
-        recorded = (fact.get(name) or {}).get("name") if isinstance(fact.get(name), dict) else None
+        recorded = (fact.get(name) or {}).get("name")
         states[name], adopted[name] = watch.reconcile(states.get(name), recorded)
         strategy = policy.get("strategy", "first_healthy")
         plans[name] = watch.probe_plan(states[name], cfg["mirrors"], cfg.get("pin"), strategy)
@@ -180,42 +339,67 @@ def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.
                                      services[name].get("pin"), confirm, True)
 
     switching = [name for name, got in steps.items() if got["decision"]["action"] in watch.SWITCHES]
-    with Lock(config["lock_path"], config.get("lock_wait_s", 30)) as lock:
-        holder = lease_holder(config["lease_path"], config.get("lease_s", 1800), now()) if switching else None
+    lease_notes = []
+    with (_NoLock() if check else Lock(config["lock_path"], config.get("lock_wait_s", 30))) as lock:
+        holder = lease_holder(config["lease_path"], config.get("lease_s", 1800), now(), lease_notes) \
+            if switching and not check else None
+        if lock.refused:
+            report["status"] = EXIT_LOCK
+            report["errors"].append("lock refused: %s; every switch is deferred until it is fixed" % lock.reason)
         for name in services:
             decision = steps[name]["decision"]
             written, notes = [], []
             if decision["action"] in watch.SWITCHES:
-                if not check and not lock.acquired:
-                    notes.append("not switched: %s is held by another writer; retried next run" % config["lock_path"])
-                    steps[name]["state"] = states[name]
-                    decision = dict(decision, deferred=True)
-                elif not check and holder:
-                    notes.append("not switched: an Ansible run holds the lease (%s); retried next run" % holder)
-                    steps[name]["state"] = states[name]
-                    decision = dict(decision, deferred=True)
+                why = None
+                if not lock.acquired:
+                    why = lock.reason
+                elif holder:
+                    why = "an Ansible run holds the lease (%s)" % holder
+                if why:
+                    notes.extend(lease_notes)
+                    notes.append("retried next run")
+                    steps[name]["state"] = dict(states[name], deferred=why)
+                    decision = dict(decision, deferred=why)
                 else:
-                    written, notes, complete = apply_switch(name, services[name], decision, config, check, run)
+                    notes.extend(lease_notes)
+                    written, notes2, complete = apply_switch(name, services[name], decision, config, check, run)
+                    notes.extend(notes2)
                     if not check and complete:
-                        record_fact(config["fact_path"], name, decision["selection"])
-                    elif not check:
+                        try:
+                            record_fact(config["fact_path"], name, decision["selection"])
+                        except (OSError, CliError) as exc:
+                            complete = False
+                            notes.append("the local fact %s was not written (%s)"
+                                         % (config["fact_path"], getattr(exc, "strerror", None) or exc))
+                    if not check and not complete:
                         notes.append("switch not recorded: retried next run")
                         steps[name]["state"] = states[name]
+                        report["status"] = max(report["status"], EXIT_SWITCH)
+                        report["errors"].append("%s: switch to %s not completed (see its line)"
+                                                % (name, decision["to"]))
             if adopted[name] and decision["action"] in ("ok", "none"):
                 decision = dict(decision, action="adopt", reason="choice recorded by Ansible; " + decision["reason"])
             public = {key: value for key, value in decision.items() if key != "selection"}
             public.update(service=name, written=written, notes=notes,
                           probed=[r["name"] for r in results[name]],
                           unhealthy={r["name"]: r.get("reason") for r in results[name] if not r.get("healthy")},
-                          line=watch.log_line(name, decision, written, notes))
+                          line=one_line(watch.log_line(name, decision, written, notes)))
             report["services"][name] = public
         if not check:
-            state_dir = os.path.dirname(config["state_path"])
-            if state_dir:
-                os.makedirs(state_dir, exist_ok=True)
-            write_atomic(config["state_path"], nice_json(
-                {"version": 1, "services": {name: steps[name]["state"] for name in services}}), mode=0o644)
+            try:
+                _write_state(config["state_path"], {name: steps[name]["state"] for name in services})
+            except OSError as exc:
+                report["status"] = max(report["status"], EXIT_STATE_WRITE)
+                report["errors"].append("cannot write the state file %s (%s): this run's counts are lost"
+                                        % (config["state_path"], exc.strerror or exc))
     return report
+
+
+def _write_state(path, states):
+    state_dir = os.path.dirname(path)
+    if state_dir:
+        os.makedirs(state_dir, exist_ok=True)
+    write_atomic(path, nice_json({"version": 1, "services": states}), mode=0o644)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,22 +428,37 @@ def _emit(report, as_json, out):
     out.flush()
 
 
-def main(argv=None, out=None):
+def _say(err, text):
+    """One line on stderr (the journal): the problem, masked, never split."""
+    err.write("gpulab-mirror-watch: %s\n" % one_line(mask_text(str(text))))
+    err.flush()
+
+
+def main(argv=None, out=None, err=None):
+    """Run the command; returns its exit status (see the module docstring)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    out = out or sys.stdout
+    out, err = out or sys.stdout, err or sys.stderr
     probe_session.USER_AGENT = USER_AGENT
     try:
-        config = read_json(args.config, None)
-        if not isinstance(config, dict) or config.get("version") != 1:
-            raise CliError("%s is missing or not a mirror_watch configuration; run the gpulab.provision.mirror_watch "
-                           "role" % args.config)
+        config = load_config(args.config)
         # The proxy variables mirror_select probes with (gpulab_proxy), so the watcher probes the same way.
-        os.environ.update({str(k): str(v) for k, v in (config.get("environment") or {}).items()})
+        os.environ.update(config.get("environment") or {})
         while True:
-            _emit(run_once(config, check=args.check), args.json, out)
+            report = run_once(config, check=args.check)
+            _emit(report, args.json, out)
+            for line in report["errors"]:
+                _say(err, line)
             if args.once or args.check:
-                return 0
+                return report["status"]
             time.sleep(max(1.0, args.interval))
-    except (CliError, watch.WatchError) as exc:
-        sys.stderr.write("gpulab-mirror-watch: %s\n" % exc)
-        return 2
+    except CliError as exc:
+        _say(err, exc)
+        return exc.status
+    except (watch.WatchError, client_files.RenderError) as exc:
+        _say(err, "%s: %s" % (args.config, exc))
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # one line, never a traceback with a URL
+        _say(err, "unexpected error (a bug; please report it): %s: %s" % (exc.__class__.__name__, exc))
+        return EXIT_BUG

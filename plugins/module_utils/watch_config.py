@@ -8,11 +8,15 @@ and the config roles' file options into the watcher's configuration, so the watc
 same files with the same options as pip_mirror, conda_mirror and docker_mirror do in
 failover.yml. Only services that have a client file are watched (apt repositories are not
 switched behind Ansible's back). The role writes the result with mode 0600 when ``sensitive``.
+
+:func:`config_errors` checks the file as the watcher reads it back (a hand edit, a truncated copy):
+every key's type, so the watcher stops with one line naming the key instead of a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 from ansible_collections.gpulab.provision.plugins.module_utils.host_lock import DEFAULT_LOCK_PATH
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
@@ -127,3 +131,131 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
     sensitive = any(holds_credentials(json.dumps(entry)) for svc in watched.values() for entry in svc["mirrors"]) \
         or holds_credentials(json.dumps(merged.get("environment") or {}))
     return {"config": config, "sensitive": sensitive, "services": sorted(watched)}
+
+
+# --------------------------------------------------------------------------------------------
+# The configuration as read back by the watcher
+
+PATH_SETTINGS = ("fact_path", "state_path", "lock_path", "lease_path")
+CLIENT_KINDS = ("pip_conf", "uv_toml", "condarc", "daemon_json", "hosts_toml")
+
+
+def _type(value):
+    return "null" if value is None else {dict: "object", list: "list", str: "string", bool: "boolean",
+                                         int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _number(value, low, low_ok=False):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and (value >= low if low_ok else value > low))
+
+
+def _abs_path(value):
+    return isinstance(value, str) and value.startswith("/") and "\0" not in value
+
+
+def _client_errors(where, clients):
+    if not isinstance(clients, list):
+        return ["%s: must be a list of client files, got %s" % (where, _type(clients))]
+    errors = []
+    for index, entry in enumerate(clients):
+        here = "%s[%d]" % (where, index)
+        if not isinstance(entry, dict):
+            errors.append("%s: must be an object {client, path, options}, got %s" % (here, _type(entry)))
+            continue
+        if entry.get("client") not in CLIENT_KINDS:
+            errors.append("%s.client: %r is not one of %s" % (here, entry.get("client"), ", ".join(CLIENT_KINDS)))
+        if not _abs_path(entry.get("path")):
+            errors.append("%s.path: %r must be an absolute path" % (here, entry.get("path")))
+        if not isinstance(entry.get("options", {}), dict):
+            errors.append("%s.options: must be an object, got %s" % (here, _type(entry.get("options"))))
+        if not isinstance(entry.get("backup", True), bool):
+            errors.append("%s.backup: %r must be true or false" % (here, entry.get("backup")))
+        keep = entry.get("backup_keep")
+        if keep is not None and not (isinstance(keep, int) and not isinstance(keep, bool) and keep >= 0):
+            errors.append("%s.backup_keep: %r must be a whole number >= 0 or null" % (here, keep))
+        for key in ("credentials_group", "reload"):
+            if entry.get(key) is not None and not (isinstance(entry[key], str) and entry[key]):
+                errors.append("%s.%s: %r must be a non-empty string" % (here, key, entry[key]))
+    return errors
+
+
+def _service_shape_errors(name, service):
+    where = "services.%s" % name
+    if not isinstance(service, dict):
+        return ["%s: must be an object {probe, mirrors, pin, clients}, got %s" % (where, _type(service))]
+    errors = []
+    probe = service.get("probe")
+    if not isinstance(probe, dict):
+        errors.append("%s.probe: must be an object {kind, mirrors, ...}, got %s" % (where, _type(probe)))
+    else:
+        if not isinstance(probe.get("kind"), str):
+            errors.append("%s.probe.kind: %r must be a probe kind (a string)" % (where, probe.get("kind")))
+        entries = probe.get("mirrors")
+        if not isinstance(entries, list) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                                    for m in entries):
+            errors.append("%s.probe.mirrors: must be a list of objects with a name" % where)
+    mirrors = service.get("mirrors")
+    if not isinstance(mirrors, list) or not mirrors:
+        errors.append("%s.mirrors: must be a non-empty list of {name, url}, got %s" % (where, _type(mirrors)))
+    else:
+        for index, entry in enumerate(mirrors):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                    or not isinstance(entry.get("url"), str):
+                errors.append("%s.mirrors[%d]: must be an object with a name and a url (strings)" % (where, index))
+    pin = service.get("pin")
+    if pin is not None and not isinstance(pin, str):
+        errors.append("%s.pin: %r must be a mirror name or null" % (where, pin))
+    errors.extend(_client_errors(where + ".clients", service.get("clients")))
+    return errors
+
+
+def config_errors(config):
+    """Every problem of the watcher's configuration as read from ``mirrors.json``: ``[text]``.
+
+    Each text names the key (``services.pypi.clients[0].path: ...``). Empty: the watcher can run.
+    The catalog, policy and pins get the inventory's own check (:func:`selection.mirror_catalog_errors`).
+    """
+    if not isinstance(config, dict):
+        return ["must be a JSON object (as the mirror_watch role writes it), got %s" % _type(config)]
+    errors = []
+    if config.get("version") != VERSION or isinstance(config.get("version"), bool):
+        errors.append("version: %r is not %d; this is not a configuration the mirror_watch role wrote"
+                      % (config.get("version"), VERSION))
+    for key in PATH_SETTINGS:
+        if not _abs_path(config.get(key, DEFAULT_SETTINGS[key])):
+            errors.append("%s: %r must be an absolute path" % (key, config.get(key)))
+    confirm = config.get("confirm", DEFAULT_CONFIRM)
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 1:
+        errors.append("confirm: %r must be a whole number >= 1" % (confirm,))
+    if not _number(config.get("lease_s", DEFAULT_SETTINGS["lease_s"]), 0):
+        errors.append("lease_s: %r must be a number of seconds > 0" % (config.get("lease_s"),))
+    if not _number(config.get("lock_wait_s", DEFAULT_SETTINGS["lock_wait_s"]), 0, low_ok=True):
+        errors.append("lock_wait_s: %r must be a number of seconds >= 0" % (config.get("lock_wait_s"),))
+    if not isinstance(config.get("validate_certs", True), bool):
+        errors.append("validate_certs: %r must be true or false" % (config.get("validate_certs"),))
+    if config.get("ca_path") is not None and not _abs_path(config.get("ca_path")):
+        errors.append("ca_path: %r must be an absolute path or null" % (config.get("ca_path"),))
+    environment = config.get("environment", {})
+    if not isinstance(environment, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in environment.items()):
+        errors.append("environment: must be an object of strings (proxy variables)")
+    policy = config.get("policy", {})
+    if not isinstance(policy, dict):
+        errors.append("policy: must be an object, got %s" % _type(policy))
+        policy = None
+    services = config.get("services")
+    if not isinstance(services, dict):
+        errors.append("services: must be an object of service -> {probe, mirrors, pin, clients}, got %s"
+                      % _type(services))
+        return errors
+    shape = []
+    for name, service in services.items():
+        shape.extend(_service_shape_errors(name, service))
+    errors.extend(shape)
+    if not shape and services:
+        catalog = {name: service["mirrors"] for name, service in services.items()}
+        kinds = {name: {"kind": service["probe"]["kind"]} for name, service in services.items()}
+        pins = {name: service.get("pin") for name, service in services.items()}
+        errors.extend(mirror_catalog_errors(catalog, kinds, policy=policy, pin=pins))
+    return errors

@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import (
+    LEASE_SKEW_S,
     WatchError,
     fact_entry,
+    lease_state,
     log_line,
     new_state,
     preference,
@@ -154,3 +156,18 @@ def test_fact_entry_and_log_line_hold_no_credentials():
     line = log_line("pypi", got["decision"], ["/etc/pip.conf"], ["reloaded docker"])
     assert line.startswith("pypi: failover a -> b (a: connection refused (2/2 runs)")
     assert "wrote /etc/pip.conf" in line and "secret" not in line
+
+
+@pytest.mark.parametrize("age, expected", [
+    (0, "fresh"), (1800, "fresh"), (1800.5, "expired"), (-LEASE_SKEW_S, "fresh"),
+    (-LEASE_SKEW_S - 0.5, "future"), (-86400, "future"),
+])
+def test_a_lease_is_fresh_from_skew_ahead_to_its_length_old(age, expected):
+    assert lease_state(10000.0 - age, 10000.0, 1800) == expected
+    assert LEASE_SKEW_S == 60
+
+
+def test_a_deferred_switch_says_why_in_its_line():
+    decision = {"action": "failover", "from": "a", "to": "b", "reason": "a: refused (2/2 runs)", "deferred": "x is held"}
+    assert log_line("pypi", decision, notes=["retried next run"]) == \
+        "pypi: deferred failover a -> b (a: refused (2/2 runs)); switch deferred: x is held; retried next run"

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import configparser
+import errno
 import fcntl
 import io
 import json
 import os
+import stat
 import time
 
 import pytest
@@ -154,8 +156,10 @@ def test_a_fresh_ansible_lease_defers_the_switch(lab):
     (lab["path"] / "lease").write_text("failover.yml\n")
     report = lab["once"]()["services"]["pypi"]
     assert report["line"].startswith("pypi: deferred failover a -> b")
-    assert report["deferred"] is True and report["written"] == []
-    assert "an Ansible run holds the lease (failover.yml)" in report["line"]
+    assert report["deferred"] == "an Ansible run holds the lease (failover.yml)" and report["written"] == []
+    assert "; switch deferred: an Ansible run holds the lease (failover.yml)" in report["line"]
+    saved = json.loads((lab["path"] / "state.json").read_text())["services"]["pypi"]
+    assert saved["deferred"] == "an Ansible run holds the lease (failover.yml)" and saved["current"] == "a"
     assert index_url(lab) == lab["urls"]["a"]
     os.utime(lab["path"] / "lease", (time.time() - 4000, time.time() - 4000))  # stale lease
     assert lab["once"]()["services"]["pypi"]["action"] == "failover"
@@ -199,9 +203,10 @@ def test_main_prints_one_line_per_service_and_json(lab, tmp_path):
     assert json.loads(out.getvalue())["check"] is True
 
 
-def test_a_missing_configuration_exits_2_naming_the_role(tmp_path, capsys):
-    assert watch_cli.main(["--config", str(tmp_path / "none.json"), "--once"]) == 2
-    assert "mirror_watch" in capsys.readouterr().err
+def test_a_missing_configuration_exits_3_naming_the_file_and_the_role(tmp_path, capsys):
+    assert watch_cli.main(["--config", str(tmp_path / "none.json"), "--once"]) == watch_cli.EXIT_CONFIG == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "none.json") in err and "mirror_watch role" in err
 
 
 def test_a_held_lock_defers_the_switch(lab):
@@ -211,8 +216,12 @@ def test_a_held_lock_defers_the_switch(lab):
     lab["config"]["lock_wait_s"] = 0.3
     with open(lab["config"]["lock_path"], "a", encoding="utf-8") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        report = lab["once"]()["services"]["pypi"]
-    assert report["deferred"] is True and "is held by another writer" in report["line"]
+        run = lab["once"]()
+        report = run["services"]["pypi"]
+    # contention is not an error: the run completes and the switch waits for the next one
+    assert run["status"] == 0 and run["errors"] == []
+    assert report["deferred"].startswith("%s is held by another writer (pid %d)" % (lab["config"]["lock_path"], os.getpid()))
+    assert "; switch deferred: %s is held by another writer" % lab["config"]["lock_path"] in report["line"]
     assert index_url(lab) == lab["urls"]["a"]
     assert lab["once"]()["services"]["pypi"]["action"] == "failover"
 
@@ -239,3 +248,83 @@ def test_a_switch_writes_as_the_config_roles_do_backup_and_mode(lab):
     backups = [p.name for p in lab["path"].iterdir() if p.name.startswith("pip.conf.") and p.name.endswith("~")]
     assert len(backups) == 1
     assert lab["urls"]["a"] in (lab["path"] / backups[0]).read_text()
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors in-process (the zipapp runs of the same: tests/unit/roles/mirror_watch/test_watcher_errors.py)
+
+
+def _files(lab):
+    return {name: (lab["path"] / name).read_bytes() for name in ("pip.conf", "uv.toml", "daemon.json")}
+
+
+def test_a_full_state_directory_is_one_line_and_exit_6(lab, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "mirrors.json"
+    path.write_text(json.dumps(lab["config"]))
+    before = _files(lab)
+
+    def full(target, text, mode=0o644):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+
+    monkeypatch.setattr(watch_cli, "write_atomic", full)
+    assert watch_cli.main(["--config", str(path), "--once"], out=io.StringIO()) == watch_cli.EXIT_STATE_WRITE == 6
+    err = capsys.readouterr().err
+    assert err == ("gpulab-mirror-watch: cannot write the state file %s (No space left on device): this run's counts "
+                   "are lost\n" % lab["config"]["state_path"])
+    assert _files(lab) == before
+
+
+def test_a_local_fact_that_cannot_be_written_leaves_the_switch_unrecorded_exit_8(lab, monkeypatch):
+    lab["once"]()
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+
+    def read_only(path, service, selection):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    monkeypatch.setattr(watch_cli, "record_fact", read_only)
+    run = lab["once"]()
+    report = run["services"]["pypi"]
+    assert run["status"] == watch_cli.EXIT_SWITCH == 8
+    assert "pypi: switch to b not completed (see its line)" in run["errors"]
+    assert "the local fact %s was not written (Read-only file system)" % lab["config"]["fact_path"] in report["notes"]
+    assert "switch not recorded: retried next run" in report["notes"]
+    saved = json.loads((lab["path"] / "state.json").read_text())["services"]["pypi"]
+    assert saved["current"] == "a"  # the next run sees a again, fails over again and records it
+
+
+def test_an_unexpected_error_is_one_masked_line_and_exit_1(lab, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "mirrors.json"
+    path.write_text(json.dumps(lab["config"]))
+    before = _files(lab)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom at http://user:s3cr3t-pw@127.0.0.1:1/simple\nsecond line")
+
+    monkeypatch.setattr(watch_cli, "run_once", broken)
+    assert watch_cli.main(["--config", str(path), "--once"], out=io.StringIO()) == watch_cli.EXIT_BUG == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "s3cr3t-pw" not in err and "Traceback" not in err
+    assert err.startswith("gpulab-mirror-watch: unexpected error (a bug; please report it): RuntimeError: boom at ")
+    assert "\\nsecond line" in err
+    assert _files(lab) == before
+
+
+def test_check_mode_takes_no_lock_and_creates_no_lock_directory(lab):
+    lab["config"]["lock_path"] = str(lab["path"] / "run" / "gpulab" / "mirrors.lock")
+    lab["once"](check=True)
+    assert not (lab["path"] / "run").exists()
+
+
+def test_a_client_file_that_is_a_fifo_is_left_and_the_run_exits_8(lab):
+    lab["once"]()
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+    (lab["path"] / "uv.toml").unlink()
+    os.mkfifo(str(lab["path"] / "uv.toml"))  # a reader would block for ever on it
+    run = lab["once"]()
+    report = run["services"]["pypi"]
+    assert run["status"] == watch_cli.EXIT_SWITCH and "pypi: switch to b not completed (see its line)" in run["errors"]
+    assert any(note.startswith("%s not switched: " % (lab["path"] / "uv.toml")) for note in report["notes"])
+    assert "switch not recorded: retried next run" in report["notes"] and fact(lab)["pypi"]["name"] == "a"
+    assert stat.S_ISFIFO(os.lstat(str(lab["path"] / "uv.toml")).st_mode)

@@ -460,8 +460,8 @@ def test_service_ports_are_ports(key, value):
 def test_every_problem_is_reported_at_once():
     errors = role_errors_for(conda_max_size=INJECT, pypi_upstream="pypi.example/simple", conda_port=0,
                              registry_blob_inactive="30d\n")
-    assert [e.split(":")[0] for e in errors] == ["cache_node_conda_max_size", "cache_node_registry_blob_inactive",
-                                                  "cache_node_pypi_upstream", "cache_node_conda_port"]
+    assert [e.split(":")[0] for e in errors] == [
+        "cache_node_conda_max_size", "cache_node_registry_blob_inactive", "cache_node_pypi_upstream", "cache_node_conda_port"]
 
 
 @pytest.mark.parametrize("key", ["pypi_upstream", "conda_upstream"])

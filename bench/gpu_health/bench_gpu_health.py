@@ -140,8 +140,8 @@ def measure(args, policy, xml, work):
         ("scan the 10,000-line log for Xids", t_scan, "%.2fx grep" % (t_scan / t_grep)),
         ("assess(): 8 GPUs + 10,000-line log, every check", t_assess, "%.2f of the goal" % (t_assess / GOAL_S)),
         ("gpulab-gpu-health --json, whole run", t_command, "%.2fx nvidia-smi's own time" % (t_command / t_smi)),
-        ("  our own work (whole run - nvidia-smi)", own, "%.2f of the goal: %s" % (own / GOAL_S,
-                                                                               "PASS" if own < GOAL_S else "FAIL")),
+        ("  our own work (whole run - nvidia-smi)", own,
+         "%.2f of the goal: %s" % (own / GOAL_S, "PASS" if own < GOAL_S else "FAIL")),
     ]
     print("== result (%s, %d cores, load %.2f, python %s, median of %d)" % (
         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.cpu_count(), os.getloadavg()[0], python, args.runs))

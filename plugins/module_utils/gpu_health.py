@@ -114,8 +114,8 @@ def _threshold(name, kind, value, problems):
                             % (where, " or null" if kind == "number_or_null" else "", value))
     elif kind == "reasons":
         if not isinstance(value, list) or any(item not in CLOCK_REASONS for item in value):
-            problems.append("%s must be a list of clock event reasons (%s), got %r" % (where, ", ".join(CLOCK_REASONS),
-                                                                                    value))
+            known = ", ".join(CLOCK_REASONS)
+            problems.append("%s must be a list of clock event reasons (%s), got %r" % (where, known, value))
     elif kind == "dcgm_level":
         if not _is_int(value) or value < 0:
             problems.append("%s must be 0 (off) or 1, got %r" % (where, value))
@@ -146,8 +146,8 @@ def _policy(table, variable, problems):
         severity = entry.get("severity")
         action = entry.get("action", "none")
         if severity not in POLICY_SEVERITIES:
-            problems.append("%s.%s.severity %r is not one of %s" % (variable, code, severity,
-                                                                   ", ".join(POLICY_SEVERITIES)))
+            problems.append("%s.%s.severity %r is not one of %s"
+                            % (variable, code, severity, ", ".join(POLICY_SEVERITIES)))
         if action not in ACTIONS:
             problems.append("%s.%s.action %r is not one of %s" % (variable, code, action, ", ".join(ACTIONS)))
         normalised[str(int(code)) if code != "default" else code] = dict(entry, severity=severity, action=action)
@@ -212,8 +212,8 @@ def build_config(settings):
     disabled = settings.get("disabled_checks") or []
     if not isinstance(disabled, list) or any(item not in CHECK_IDS for item in disabled):
         bad = disabled if not isinstance(disabled, list) else [item for item in disabled if item not in CHECK_IDS]
-        problems.append("%s: unknown check ids %r (known: %s)" % (VARIABLES["disabled_checks"], bad,
-                                                                 ", ".join(CHECK_IDS)))
+        problems.append("%s: unknown check ids %r (known: %s)"
+                        % (VARIABLES["disabled_checks"], bad, ", ".join(CHECK_IDS)))
     config["disabled_checks"] = sorted(disabled) if isinstance(disabled, list) else []
     if problems:
         raise GpuHealthConfigError(problems)

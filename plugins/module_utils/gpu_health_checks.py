@@ -50,7 +50,7 @@ def check_persistence_mode(gpu, thresholds):
         return _unreadable("persistence_mode", gpu, "persistence_mode", value)
     if flag or not thresholds["persistence_mode_required"]:
         return record("persistence_mode", gpu, "pass", observed=value, limit="Enabled")
-    return record("persistence_mode", gpu, "warn", "service", observed=value, limit="Enabled",
+    return record("persistence_mode", gpu, "warn", "none", observed=value, limit="Enabled",
                   detail="persistence mode is off: every job pays the driver's start-up; start nvidia-persistenced")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import socket
 import sys
@@ -121,7 +122,6 @@ def load_config(path):
 
 
 def main(argv=None, environ=None, out=None, err=None):
-    import os  # pylint: disable=import-outside-toplevel
     environ = os.environ if environ is None else environ
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err

@@ -52,9 +52,8 @@ def observe_smi(config):
     STATES (ok, absent, no_devices, version_mismatch, nvml_error, timed_out)."""
     smi = find_command(config["nvidia_smi"])
     if smi is None:
-        return {"state": "absent", "message": "%s not found (PATH, then %s)" % (config["nvidia_smi"],
-                                                                                 ", ".join(FALLBACK_DIRS)),
-                "path": None, "xml": None}
+        message = "%s not found (PATH, then %s)" % (config["nvidia_smi"], ", ".join(FALLBACK_DIRS))
+        return {"state": "absent", "message": message, "path": None, "xml": None}
     state, rc, text = _run([smi, "-q", "-x"], config["command_timeout_s"])
     if state == "timed_out":
         return {"state": "timed_out", "message": text, "path": smi, "xml": None}

@@ -18,6 +18,7 @@ wall-clock stamp against the clock).
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 
@@ -62,7 +63,7 @@ def _wall_clock(line, now):
             sign = -1 if zone[0] == "-" else 1
             digits = zone[1:].replace(":", "")
             offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-        return _timegm(parsed) - offset
+        return calendar.timegm(parsed) - offset
     match = _BSD.match(line)
     if match and match.group(1) in _MONTHS:
         year = time.localtime(now).tm_year
@@ -76,11 +77,6 @@ def _wall_clock(line, now):
                                  int(match.group(4)), int(match.group(5)), 0, 0, -1))
         return stamp
     return None
-
-
-def _timegm(parsed):
-    import calendar  # pylint: disable=import-outside-toplevel
-    return calendar.timegm(parsed)
 
 
 def parse_xids(text, window_s=None, uptime_s=None, now=None, whole_file=False):

@@ -99,7 +99,7 @@ def test_the_healthy_values_of_the_real_report_are_read_as_such(check_id, observ
 # --------------------------------------------------------------------------- one fault per signal
 
 FAULTS = [
-    ("h100-persistence-off.xml", "persistence_mode", "warn", "service"),
+    ("h100-persistence-off.xml", "persistence_mode", "warn", "none"),
     ("h100-ecc-off.xml", "ecc_mode", "critical", "drain"),
     ("h100-ecc-pending.xml", "ecc_mode", "warn", "reboot"),
     ("h100-ecc-uncorrectable.xml", "ecc_uncorrectable", "critical", "reset"),

@@ -99,8 +99,8 @@ def test_no_readable_log_says_why_for_each_source(bin_dir, tmp_path):
     (tmp_path / "empty.log").write_text("")
     log = host.observe_kernel_log(["journal", str(tmp_path / "empty.log"), "/nonexistent/kern.log", "dmesg"], 2)
     assert log["text"] is None
-    assert [reason.split(":")[0] for reason in log["tried"]] == ["journal", str(tmp_path / "empty.log"),
-                                                                "/nonexistent/kern.log", "dmesg"]
+    sources = [reason.split(":")[0] for reason in log["tried"]]
+    assert sources == ["journal", str(tmp_path / "empty.log"), "/nonexistent/kern.log", "dmesg"]
 
 
 def test_dcgmi_runs_only_where_installed_and_at_the_configured_level(bin_dir):

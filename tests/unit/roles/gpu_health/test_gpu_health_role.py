@@ -142,8 +142,8 @@ def test_bad_input_fails_naming_the_variable_and_installs_nothing(tmp_path):
     hosts = {
         "wrong-type": host_vars(tmp_path / "a", gpulab_gpu_health_thresholds={"ecc_sram_corrected_max": "lots"}),
         "unknown-check": host_vars(tmp_path / "b", gpulab_gpu_health_disabled_checks=["xid", "gpu_temp"]),
-        "unknown-action": host_vars(tmp_path / "c", gpulab_gpu_health_xid_policy={79: {"severity": "critical",
-                                                                                      "action": "rma"}}),
+        "unknown-action": host_vars(tmp_path / "c",
+                                    gpulab_gpu_health_xid_policy={79: {"severity": "critical", "action": "rma"}}),
     }
     code, out = playbook(tmp_path, hosts)
     assert code != 0

@@ -14,7 +14,13 @@ containerd's hosts.toml.
 Promises:
 
 * A selection whose status is ``kept`` or ``none`` (every mirror down) leaves every file byte for
-  byte as it is: the last good configuration stays.
+  byte as it is: the last good configuration stays; a missing file stays missing. daemon.json is
+  the exception by design: its mirror keys stay as they are, while other roles' fragments,
+  ``live-restore`` and the user's keys are still merged (a fresh GPU host gets the nvidia runtime
+  on an outage day too).
+* Every renderer returns one summary shape, whatever the status and whether the file exists:
+  every key of :data:`SUMMARY_DEFAULTS` and of the client's :data:`CLIENT_SUMMARY` is present,
+  so roles read them without ``default()`` (:func:`summary_shape`).
 * Each format is written with its own escaping (INI by line, TOML basic strings, YAML and JSON by
   their dumpers), never by pasting strings, and the result is parsed back and checked before it
   is returned: a renderer never hands back a file its client could not read.
@@ -24,6 +30,7 @@ Promises:
 
 from __future__ import annotations
 
+import copy
 import re
 
 from urllib.parse import urlsplit
@@ -45,6 +52,27 @@ ACTIVE = ("ok", "pinned", "pin_unhealthy")
 CLIENTS = ("pip_conf", "uv_toml", "condarc", "daemon_json", "hosts_toml", "docker_proxy")
 UV_MARKER = "gpulab.provision pip_mirror: default index"
 HUB = "https://registry-1.docker.io"
+
+# The summary every renderer returns, for every status (a role reads these keys without default()).
+# client, path; action: render | untouched | mirrors untouched | remove | absent; status: the selection's;
+# mirror; url_masked: the chosen mirror, masked; reason; warnings; changed; holds_credentials /
+# sensitive (see _result); needs: none | reload | restart (what dockerd needs to apply it; none for files
+# dockerd does not read); changed_keys: the daemon.json keys that change ([] for other files); present:
+# whether the file existed (the current text was not None).
+SUMMARY_DEFAULTS = {
+    "client": None, "path": None, "action": "untouched", "status": "none", "mirror": None, "url_masked": None,
+    "reason": "", "warnings": [], "changed": False, "holds_credentials": False, "sensitive": False,
+    "needs": "none", "changed_keys": [], "present": True,
+}
+# And each client's own keys, present for every status too.
+CLIENT_SUMMARY = {
+    "pip_conf": {"trusted_host": [], "extra_index_url": False, "proxy": None},
+    "uv_toml": {},
+    "condarc": {"channel_alias": None, "default_channels": [], "custom_channels": []},
+    "daemon_json": {"registry_mirrors": []},
+    "hosts_toml": {"hosts": [], "registry": None},
+    "docker_proxy": {"proxy": {}},
+}
 
 # A URL with userinfo, or a query key that holds a secret, anywhere in a file's text.
 _CREDENTIAL_IN_TEXT = re.compile(
@@ -106,11 +134,21 @@ def _known_hostports(selection):
     return known
 
 
+def summary_shape(client, values=None):
+    """The summary of ``client`` with every key present: the defaults, then ``values``."""
+    summary = copy.deepcopy(SUMMARY_DEFAULTS)
+    summary.update(copy.deepcopy(CLIENT_SUMMARY.get(client, {})))
+    summary["client"] = client
+    summary.update(values or {})
+    if summary["warnings"] is None:
+        summary["warnings"] = []
+    return summary
+
+
 def _result(current, content, summary, sensitive=False):
     current = current or ""
     changed = content != current
-    summary = dict(summary)
-    summary.setdefault("warnings", [])
+    summary = summary_shape(summary["client"], summary)
     summary["changed"] = changed
     # holds_credentials: the new file carries a secret (the role narrows its mode); sensitive: the old
     # or the new one does (never print either).
@@ -119,15 +157,17 @@ def _result(current, content, summary, sensitive=False):
     return {"content": content, "changed": changed, "summary": summary}
 
 
-def _untouched(current, selection, client, path):
+def _untouched(current, selection, client, path, **values):
+    """The file left byte for byte as it is (a missing one stays missing), with the whole summary."""
     status = _status(selection)
-    why = {"kept": "every mirror down: the last good configuration is kept as it is",
-           "none": "no healthy mirror and none to keep: the file is left as it is"}.get(
-        status, "status %s: the file is left as it is" % status)
-    return _result(current, current or "", {
+    left = "left as it is" if current else "left missing"
+    why = {"kept": "every mirror down: the last good configuration is kept (%s)" % left,
+           "none": "no healthy mirror and none to keep: the file is %s" % left}.get(
+        status, "status %s: the file is %s" % (status, left))
+    return _result(current, current or "", dict(values, **{
         "client": client, "path": path, "action": "untouched", "status": status,
         "mirror": (selection or {}).get("name"), "reason": why,
-        "warnings": ["%s: %s" % (path, why)] if status != "kept" else []})
+        "warnings": ["%s: %s" % (path, why)] if status != "kept" else []}))
 
 
 def _opt(options, key, default=None):
@@ -179,7 +219,7 @@ def render_pip_conf(current, selection, options=None):
         warnings.append("extra-index-url present in %s: pip treats it as an equal peer of index-url, not a "
                         "fallback (dependency confusion, CVE-2018-20225); remove it unless you mean it" % path)
     return _result(current, content, {
-        "client": "pip_conf", "path": path, "action": "render", "status": selection.get("status"),
+        "client": "pip_conf", "path": path, "action": "render", "status": _status(selection),
         "mirror": selection.get("name"), "url_masked": chosen.masked,
         "trusted_host": trusted, "extra_index_url": "extra-index-url" in parsed,
         "proxy": mask_url(settings["proxy"]) if settings.get("proxy") else None,
@@ -247,7 +287,7 @@ def render_uv_toml(current, selection, options=None):
         if not defaults or defaults[-1].get("url") != chosen.url:
             raise RenderError("%s: the rendered file does not read back as written; nothing was written" % path)
     return _result(current, content, {
-        "client": "uv_toml", "path": path, "action": "render", "status": selection.get("status"),
+        "client": "uv_toml", "path": path, "action": "render", "status": _status(selection),
         "mirror": selection.get("name"), "url_masked": chosen.masked,
         "reason": "default index -> %s" % chosen.masked}, chosen.has_credentials)
 
@@ -318,7 +358,7 @@ def render_condarc(current, selection, options=None):
     if check.get("channel_alias") != alias or check.get("default_channels") != defaults:
         raise RenderError("%s: the rendered file does not read back as written; nothing was written" % path)
     return _result(current, content, {
-        "client": "condarc", "path": path, "action": "render", "status": selection.get("status"),
+        "client": "condarc", "path": path, "action": "render", "status": _status(selection),
         "mirror": selection.get("name"), "url_masked": chosen.masked,
         "channel_alias": mask_url(alias), "default_channels": [mask_url(u) for u in defaults],
         "custom_channels": sorted(custom), "reason": "channel_alias -> %s" % mask_url(alias)},
@@ -371,6 +411,9 @@ def render_daemon_json(current, selection, options=None):
                           "gpulab_mirrors (the selection); remove them from docker_mirror_extra_config")
     content = config_merge.daemon_json_merge(current, managed, fragments, extra, path=path)
     new = config_merge.daemon_json_parse(content, path)
+    if not new and not (current or "").strip():
+        # nothing to merge into a missing (or empty) file: it stays as it is, not "{}"
+        content = current or ""
     if active and new.get("registry-mirrors") != [m.url for m in ranked]:
         raise RenderError("%s: the rendered file does not read back as written; nothing was written" % path)
     changed_keys = config_merge.daemon_json_changed_keys(current, content, path)
@@ -388,8 +431,10 @@ def render_daemon_json(current, selection, options=None):
         "registry_mirrors": [m.masked for m in ranked] if active else [mask_url(u) for u in parsed.get(
             "registry-mirrors", []) if isinstance(u, str)],
         "changed_keys": changed_keys, "needs": needs,
+        "url_masked": ranked[0].masked if active else None,
         "reason": ("registry-mirrors -> %s" % ", ".join(m.masked for m in ranked)) if active
-        else "registry-mirrors left as they are", "warnings": warnings})
+        else "registry-mirrors left as they are" + ("; other keys merged" if changed_keys else ""),
+        "warnings": warnings})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,7 +459,7 @@ def render_hosts_toml(current, selection, options=None):
     hub = registry == "docker.io"
     healthy = _status(selection) in ACTIVE and bool((selection or {}).get("ranked"))
     if hub and not healthy:
-        return _untouched(current, selection, "hosts_toml", path)
+        return _untouched(current, selection, "hosts_toml", path, registry=registry)
     ranked = _ranked_docker(selection, service) if healthy else []
     server = HUB if hub else "https://%s" % registry
     what = "healthy mirrors" if hub else "healthy lab cache nodes"
@@ -430,7 +475,7 @@ def render_hosts_toml(current, selection, options=None):
     if data is not None and list(data.get("host", {})) != [m.url for m in ranked]:
         raise RenderError("%s: the rendered file does not read back as written; nothing was written" % path)
     return _result(current, content, {
-        "client": "hosts_toml", "path": path, "action": "render", "status": (selection or {}).get("status"),
+        "client": "hosts_toml", "path": path, "action": "render", "status": _status(selection),
         "mirror": (selection or {}).get("name"), "hosts": [m.masked for m in ranked], "registry": registry,
         "reason": ("hosts -> %s" % ", ".join(m.masked for m in ranked)) if ranked
         else "no healthy cache node: %s directly" % server})
@@ -486,7 +531,11 @@ _RENDERERS = {
 
 
 def render_client_config(current, client, selection, options=None):
-    """Dispatch to the renderer of ``client`` (one of :data:`CLIENTS`)."""
+    """Dispatch to the renderer of ``client`` (one of :data:`CLIENTS`).
+
+    ``current``: the file's text, or None when it does not exist (the summary's ``present``). Every
+    status is rendered, a missing file too: the renderer decides what stays as it is.
+    """
     if client not in _RENDERERS:
         raise RenderError("client %r is unknown; use one of %s" % (client, ", ".join(CLIENTS)))
     if options is not None and not isinstance(options, dict):
@@ -494,6 +543,8 @@ def render_client_config(current, client, selection, options=None):
     if current is not None and not isinstance(current, str):
         raise RenderError("the current file text must be a string")
     try:
-        return _RENDERERS[client](current or "", selection, config_merge._plain(options or {}))
+        result = _RENDERERS[client](current or "", selection, config_merge._plain(options or {}))
     except config_merge.ConfigMergeError as exc:
         raise RenderError(str(exc))
+    result["summary"]["present"] = current is not None
+    return result

@@ -13,6 +13,10 @@ version_added: "1.0.0"
 description:
   - C(ansible.builtin.copy) with C(backup=true) leaves C(<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~) beside the file on every
     change. This module removes all but the newest O(keep) of them. Nothing else in the directory is touched.
+  - Newest means the backup's own modification time, not the date in its name (a name is only a name: a backup named
+    with a future date must not make the real newest one go).
+  - Only regular files owned by the user the module runs as (root with C(become)) count as backups. A directory, a
+    symlink, a FIFO or another user's file named like a backup is neither counted nor removed.
   - To restore a backup, copy it over the file (C(cp -p /etc/pip.conf.1234.2026-11-27@13:00:00~ /etc/pip.conf)).
 author:
   - gpulab.provision maintainers (@gpulab)
@@ -50,7 +54,7 @@ kept:
   type: list
   elements: str
 removed:
-  description: Backups removed (or, in check mode, that would be).
+  description: Backups removed (or, in check mode, that would be); on a failure, the ones that were.
   returned: always
   type: list
   elements: str
@@ -58,7 +62,7 @@ removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpulab.provision.plugins.module_utils.backups import prune
+from ansible_collections.gpulab.provision.plugins.module_utils.backups import PruneError, prune
 
 
 def main():
@@ -71,8 +75,11 @@ def main():
         module.fail_json(msg="keep must be 0 or more, not %d" % keep)
     try:
         kept, removed = prune(path, keep, check=module.check_mode)
+    except PruneError as exc:
+        # the ones removed are gone: the failure says so (changed), never hides it
+        module.fail_json(msg="%s: %s" % (path, exc), changed=bool(exc.removed), removed=exc.removed)
     except OSError as exc:
-        module.fail_json(msg="cannot remove %s: %s" % (exc.filename, exc))
+        module.fail_json(msg="%s: cannot list its directory: %s" % (path, exc), changed=False, removed=[])
     module.exit_json(changed=bool(removed), kept=kept, removed=removed)
 
 

@@ -16,9 +16,12 @@ import pytest
 import yaml
 
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import (
+    CLIENT_SUMMARY,
+    SUMMARY_DEFAULTS,
     RenderError,
     holds_credentials,
     render_client_config,
+    summary_shape,
     toml_string,
 )
 
@@ -378,3 +381,62 @@ def test_systemd_quoting_of_percent_and_quotes():
 def test_condarc_channel_names_are_checked(option, variable):
     with pytest.raises(RenderError, match="%s: 'a/b' is not a channel name" % variable):
         render_client_config("", "condarc", sel(url=CONDA), {option: ["main", "a/b"]})
+
+
+# ------------------------------------------------------- one summary shape (issue 18, cause 1)
+
+EXISTING = {
+    "pip_conf": "[global]\nindex-url = https://old.example/simple\n",
+    "uv_toml": "native-tls = true\n",
+    "condarc": "channel_alias: https://old.example/cloud\n",
+    "daemon_json": '{\n  "registry-mirrors": ["https://old.example"]\n}\n',
+    "hosts_toml": 'server = "https://registry-1.docker.io"\n',
+    "docker_proxy": "",
+}
+SELECTIONS = {
+    "ok-pypi": sel(), "ok-conda": sel(url="https://conda.example/anaconda"),
+    "ok-docker": sel(url="https://hub.example"),
+    "kept": sel(status="kept", ranked=[mirror("tuna", "https://hub.example")]), "none": sel(status="none"),
+    "no entry": None,
+}
+CLIENT_SELECTION = {"pip_conf": "ok-pypi", "uv_toml": "ok-pypi", "condarc": "ok-conda", "daemon_json": "ok-docker",
+                    "hosts_toml": "ok-docker", "docker_proxy": "ok-docker"}
+
+
+@pytest.mark.parametrize("present", [True, False], ids=["file present", "file absent"])
+@pytest.mark.parametrize("status", ["ok", "kept", "none", "no entry"])
+@pytest.mark.parametrize("client", sorted(EXISTING))
+def test_every_renderer_returns_every_summary_key_for_every_status(client, status, present):
+    selection = SELECTIONS[CLIENT_SELECTION[client] if status == "ok" else status]
+    current = EXISTING[client] if present else None
+    result = render_client_config(current, client, selection, {})
+    summary = result["summary"]
+    expected = set(SUMMARY_DEFAULTS) | set(CLIENT_SUMMARY[client])
+    assert expected <= set(summary), expected - set(summary)
+    assert summary["client"] == client and summary["present"] is present
+    assert summary["status"] == (selection or {}).get("status", "none") and summary["needs"] in ("none", "reload", "restart")
+    assert isinstance(summary["warnings"], list) and isinstance(summary["changed_keys"], list)
+    if status in ("kept", "none", "no entry"):
+        # nothing healthy: the file is left byte for byte, a missing one missing (no option adds keys here)
+        assert result["content"] == (current or "") and result["changed"] is False and summary["needs"] == "none"
+
+
+def test_summary_shape_fills_every_key_and_keeps_the_given():
+    summary = summary_shape("daemon_json", {"path": "/x", "needs": "reload", "warnings": None})
+    assert summary["path"] == "/x" and summary["needs"] == "reload" and summary["warnings"] == []
+    assert summary["registry_mirrors"] == [] and summary["changed_keys"] == [] and summary["client"] == "daemon_json"
+    summary["registry_mirrors"].append("x")
+    assert summary_shape("daemon_json")["registry_mirrors"] == []
+
+
+@pytest.mark.parametrize("status", ["kept", "none", "no entry"])
+def test_daemon_json_with_nothing_healthy_still_merges_fragments_into_a_missing_file(status):
+    selection = SELECTIONS[status]
+    options = {"live_restore": True, "fragments": {"nvidia": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}}}
+    result = render_client_config(None, "daemon_json", selection, options)
+    assert json.loads(result["content"]) == {"live-restore": True, "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}
+    assert result["changed"] and result["summary"]["action"] == "mirrors untouched"
+    assert result["summary"]["changed_keys"] == ["live-restore", "runtimes"] and result["summary"]["needs"] == "reload"
+    # failover's mirrors_only: nothing to merge, the missing file stays missing (not "{}")
+    result = render_client_config(None, "daemon_json", selection, dict(options, mirrors_only=True))
+    assert result["content"] == "" and not result["changed"]

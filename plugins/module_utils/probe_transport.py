@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.urls import HTTPRedirectHandler, make_context
 
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import ProbeSpecError
+from ansible_collections.gpulab.provision.plugins.module_utils.proxy import proxy_for
 
 
 class DeadlineExceeded(Exception):
@@ -225,15 +226,20 @@ class UrlOpener:
     (``urllib.request.install_opener``) and then opens through the global one, so with probes in
     parallel a mirror could be fetched with another mirror's TLS settings (an ``insecure: true``
     mirror turning verification off for a strict one). Here every request gets its own opener,
-    with TLS contexts from ansible's ``make_context`` (``ca_path``, ``validate_certs``), the
-    host's proxy environment (urllib's default ProxyHandler) and ansible's redirect handler set
-    to not follow: redirects are followed by the probe itself, so it can count them, spot loops
-    and keep credentials on the mirror's own host.
+    with TLS contexts from ansible's ``make_context`` (``ca_path``, ``validate_certs``), a proxy
+    and ansible's redirect handler set to not follow: redirects are followed by the probe itself,
+    so it can count them, spot loops and keep credentials on the mirror's own host.
+
+    ``proxy``: the lab's proxy settings (``{http, https, no_proxy}``, :func:`proxy.proxy_settings`):
+    each URL, redirects included, goes through the proxy :func:`proxy.proxy_for` gives it, the rule
+    every client of the collection follows (a ``no_proxy`` CIDR too), with the proxy URL's
+    credentials as Proxy-Authorization. None: the process's proxy environment (urllib's default).
     """
 
-    def __init__(self, validate_certs=True, ca_path=None):
+    def __init__(self, validate_certs=True, ca_path=None, proxy=None):
         self.validate_certs = validate_certs
         self.ca_path = ca_path
+        self.proxy = proxy
         self._contexts = {}
         self._lock = threading.Lock()
 
@@ -257,12 +263,23 @@ class UrlOpener:
                 raise ProbeSpecError("cannot load the CA certificates%s: %s" % (
                     " from ca_path %s" % self.ca_path if self.ca_path else "", getattr(exc, "strerror", None) or exc))
 
+    def proxy_handler(self, url):
+        """The ProxyHandler for ``url``: None (urllib's, from the environment) without settings."""
+        if self.proxy is None:
+            return None
+        via = proxy_for(url, self.proxy)
+        return urllib.request.ProxyHandler({urlsplit(url).scheme.lower(): via} if via else {})
+
     def open(self, method, url, headers, timeout, insecure, connections):
-        opener = urllib.request.build_opener(
+        handlers = [
             _HTTPHandler(connections),
             _HTTPSHandler(functools.partial(self.context, insecure), connections),
             HTTPRedirectHandler("none"),
-        )
+        ]
+        proxy = self.proxy_handler(url)
+        if proxy is not None:
+            handlers.append(proxy)
+        opener = urllib.request.build_opener(*handlers)
         request = urllib.request.Request(url, headers=headers, method=method)
         try:
             resp = opener.open(request, timeout=timeout)

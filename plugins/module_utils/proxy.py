@@ -6,7 +6,8 @@
 ``gpulab_proxy: {http: URL, https: URL, no_proxy: [host, .domain, 10.0.0.0/8, ...]}``. Hosts that
 must be reached directly (the lab's own mirrors, cache nodes) are added to ``no_proxy`` from the
 catalog: every entry with ``proxy: false``, and the cache nodes' entries. One rule decides whether
-a URL goes through the proxy (:func:`proxy_for`), the same for the probe (environment), pip
+a URL goes through the proxy (:func:`proxy_for`), the same for the probe (the modules' ``proxy``
+option, probe_transport.UrlOpener; never a task's environment, which Ansible prints at -vvv), pip
 (``proxy`` in pip.conf), conda (``proxy_servers``) and dockerd (its systemd environment). Pure.
 """
 

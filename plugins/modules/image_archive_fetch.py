@@ -119,16 +119,15 @@ notes:
   sample: ["attempt 1: transfer cut after 4096 of 18432 bytes"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_error import ImageArchiveError
 from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_fetch import fetch_archive
-from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import url_secrets
+from ansible_collections.gpulab.provision.plugins.module_utils.secret_args import SecretArgsModule
 
 
 def main():
-    # no_log=True keeps the invocation out of the host's syslog; the result is masked below.
-    module = AnsibleModule(
+    # no_log=True keeps the invocation out of the host's syslog. The URL is shown masked on purpose; its
+    # secret parts never are, anywhere in the result (SecretArgsModule: even when an argument is refused).
+    module = SecretArgsModule(
         argument_spec=dict(
             url=dict(type="str", required=True, no_log=False),
             dest=dict(type="path", required=True),
@@ -142,9 +141,6 @@ def main():
         no_log=True,
     )
     p = module.params
-    # The URL is shown masked on purpose; its secret parts never are, anywhere in the result.
-    for secret in url_secrets(p["url"]):
-        module.no_log_values.add(secret)
     try:
         result = fetch_archive(p["url"], p["dest"], p["partial_dir"], p["checksum"], timeout=p["timeout"],
                                attempts=p["attempts"], validate_certs=p["validate_certs"],

@@ -24,7 +24,8 @@ description:
   - Redirects are followed (at most 5). Credentials in a mirror URL (C(https://user:token@host/))
     are sent as HTTP Basic authentication to that host only, and never appear in the results,
     error messages or the echoed module arguments.
-  - Honours the host's C(https_proxy), C(http_proxy) and C(no_proxy) environment variables.
+  - Goes through the lab's proxy given in O(proxy) (its password never echoed); without it, honours the host's
+    C(https_proxy), C(http_proxy) and C(no_proxy) environment variables.
   - Read-only; it never changes the host.
 author:
   - gpulab.provision maintainers (@gpulab)
@@ -171,6 +172,28 @@ options:
         O(mirrors[].insecure) for the one mirror that needs it.
     type: bool
     default: true
+  proxy:
+    description:
+      - The lab's proxy, C(gpulab_proxy) (or what the filter C(gpulab.provision.proxy_settings) makes of it). Each mirror
+        is probed through it unless its host is in O(proxy.no_proxy), the rule every client of the collection follows
+        (a host, C(.domain), IP address, CIDR or C(*)).
+      - Its URLs may carry a password, so they are C(no_log) (never echoed). Give the proxy here, not in the task's
+        C(environment), which Ansible prints in the command line it shows at C(-vvv).
+      - Unset or null, the probe uses the host's C(http_proxy), C(https_proxy) and C(no_proxy) environment variables.
+    type: dict
+    version_added: 1.3.0
+    suboptions:
+      http:
+        description: Proxy URL (C(http://[user:password@]host:port)) for C(http://) mirrors (and C(https://) ones without O(proxy.https)).
+        type: str
+      https:
+        description: Proxy URL for C(https://) mirrors (and C(http://) ones without O(proxy.http)).
+        type: str
+      no_proxy:
+        description: Hosts, C(.domains), IP addresses or CIDRs reached directly.
+        type: list
+        elements: str
+        default: []
 notes:
   - Runs on the managed host and needs only the Python standard library.
   - Each mirror is probed in its own thread; the module returns by the deadline plus a few
@@ -197,6 +220,12 @@ EXAMPLES = r"""
       - {name: lab, url: "http://10.0.0.5:8080/simple", insecure: true}
     timeout: 3
   register: __pypi_probe
+
+- name: Probe through the lab's proxy (an option, never the task's environment, which -vvv prints)
+  gpulab.provision.mirror_probe:
+    kind: pypi
+    mirrors: "{{ gpulab_mirrors.pypi }}"
+    proxy: "{{ gpulab_proxy | default({}) | gpulab.provision.proxy_settings(gpulab_mirrors) }}"
 
 - name: Docker registry mirrors must still serve a pinned Hub image, and the lab's images
   gpulab.provision.mirror_probe:
@@ -306,11 +335,12 @@ timeout:
   sample: 3.0
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker
 from ansible_collections.gpulab.provision.plugins.module_utils.probe import run_probe
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import KINDS, ProbeSpecError
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_transport import UrlOpener
+from ansible_collections.gpulab.provision.plugins.module_utils.proxy import ProxyError, proxy_settings
+from ansible_collections.gpulab.provision.plugins.module_utils.secret_args import SecretArgsModule
 
 
 def argument_spec():
@@ -340,25 +370,31 @@ def argument_spec():
         max_age_h=dict(type="float"),
         ca_path=dict(type="path"),
         validate_certs=dict(type="bool", default=True),
+        proxy=dict(type="dict", options=dict(http=dict(type="str", no_log=True), https=dict(type="str", no_log=True),
+                                             no_proxy=dict(type="list", elements="str", default=[]))),
     )
 
 
 def main():
     # no_log=True on the module only keeps the invocation out of the host's syslog/journal,
     # where a token in a mirror URL's query string would otherwise be written.
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, no_log=True)
+    # The URLs are shown (masked) on purpose, so they are not no_log; their secret parts are
+    # (SecretArgsModule: from the start, so even a refused argument's echo is masked).
+    module = SecretArgsModule(argument_spec=argument_spec(), supports_check_mode=True, no_log=True)
     params = module.params
 
-    # The URLs are shown (masked) on purpose, so they are not no_log; their secret parts are,
-    # which also masks them in the echoed module arguments (`invocation`).
     masker = SecretMasker()
     for mirror in params["mirrors"]:
         for url in (mirror["url"], mirror.get("status_url")):
-            if not url:
-                continue
-            masker.add_url(url)
-            for secret in url_secrets(url):
-                module.no_log_values.add(secret)
+            if url:
+                masker.add_url(url)
+    for key in ("http", "https"):
+        if (params["proxy"] or {}).get(key):
+            masker.add_url(params["proxy"][key])
+    try:
+        proxy = proxy_settings({k: v for k, v in (params["proxy"] or {}).items() if v not in (None, [])} or None)
+    except ProxyError as exc:
+        module.fail_json(msg=masker(str(exc)))
 
     options = {key: params[key] for key in ("project", "channel", "subdir", "suite", "path", "docker_image", "require",
                                             "max_serial_lag", "max_age_h")}
@@ -367,8 +403,7 @@ def main():
             params["kind"],
             [dict(m) for m in params["mirrors"]],
             params["timeout"],
-            validate_certs=params["validate_certs"],
-            ca_path=params["ca_path"],
+            opener=UrlOpener(validate_certs=params["validate_certs"], ca_path=params["ca_path"], proxy=proxy),
             **options
         )
     except ProbeSpecError as exc:

@@ -34,10 +34,11 @@ description:
     in one module call; what it leaves (a file it cannot render, a daemon.json change that needs a
     restart) is returned in RV(pending) for the config role to do.
   - Writes (O(write) or O(record)) happen under the lock C(gpulab-mirror-watch) shares (O(lock_path)). When the lock
-    cannot be taken (held past O(lock_wait_s), or refused: not a regular file owned by root in a directory only root
+    cannot be taken (held past O(lock_wait_s), or refused as not a regular file owned by root in a directory only root
     writes), nothing is written, the run does not fail, and RV(deferred) says why (also a warning, and a note for
     the report).
-  - Credentials in mirror URLs never appear in the output, nor a diff of a file that holds one.
+  - Credentials in mirror URLs and in O(proxy) never appear in the output (not even when an argument is refused),
+    nor a diff of a file that holds one.
 author:
   - gpulab.provision maintainers (@gpulab)
 extends_documentation_fragment:
@@ -95,6 +96,28 @@ options:
     description: Verify TLS certificates (the per-mirror C(insecure) is the finer switch).
     type: bool
     default: true
+  proxy:
+    description:
+      - The lab's proxy, C(gpulab_proxy) (or what the filter C(gpulab.provision.proxy_settings) makes of it). Each mirror
+        is probed through it unless its host is in O(proxy.no_proxy), to which the catalog's entries with C(proxy=false)
+        are added. This is the rule every client of the collection follows (a host, C(.domain), IP address, CIDR or C(*)).
+      - Its URLs may carry a password, so they are C(no_log) (never echoed). Give the proxy here, not in the task's
+        C(environment), which Ansible prints in the command line it shows at C(-vvv).
+      - Unset or null, the probe uses the host's C(http_proxy), C(https_proxy) and C(no_proxy) environment variables.
+    type: dict
+    version_added: 1.3.0
+    suboptions:
+      http:
+        description: Proxy URL (C(http://[user:password@]host:port)) for C(http://) mirrors (and C(https://) ones without O(proxy.https)).
+        type: str
+      https:
+        description: Proxy URL for C(https://) mirrors (and C(http://) ones without O(proxy.http)).
+        type: str
+      no_proxy:
+        description: Hosts, C(.domains), IP addresses or CIDRs reached directly.
+        type: list
+        elements: str
+        default: []
   write:
     description:
       - Write the files that would change, record the local fact and reload dockerd (see the description).
@@ -144,11 +167,12 @@ EXAMPLES = r"""
   become: true
   register: __choice
 
-- name: Probe every service at once and choose
+- name: Probe every service at once and choose, through the lab's proxy (never in the task's environment)
   gpulab.provision.mirror_probe_all:
     mirrors: "{{ gpulab_mirrors }}"
     services: {pypi: {kind: pypi, project: pip}, docker: {kind: docker}}
     policy: {strategy: first_healthy, timeout_s: 3, on_all_down: keep}
+    proxy: "{{ gpulab_proxy | default({}) | gpulab.provision.proxy_settings(gpulab_mirrors) }}"
   register: __probe
 
 - name: Probe, choose and switch pip.conf, uv.toml and daemon.json in one call
@@ -231,12 +255,13 @@ import json
 import os
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.gpulab.provision.plugins.module_utils import client_files
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
-from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
+from ansible_collections.gpulab.provision.plugins.module_utils.probe_transport import UrlOpener
+from ansible_collections.gpulab.provision.plugins.module_utils.proxy import ProxyError, proxy_settings
+from ansible_collections.gpulab.provision.plugins.module_utils.secret_args import SecretArgsModule
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError, fact_text
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_probe import probe_request, probe_services
@@ -365,7 +390,8 @@ def _down_message(chosen, masker):
 
 
 def main():
-    module = AnsibleModule(
+    # SecretArgsModule: every URL's secret is a no_log value from the start (even a refused argument echoes them all).
+    module = SecretArgsModule(
         argument_spec=dict(
             mirrors=dict(type="dict", required=True, no_log=False),
             services=dict(type="dict", required=True),
@@ -377,6 +403,8 @@ def main():
             fact_path=dict(type="path", default="/etc/ansible/facts.d/gpulab_mirrors.fact"),
             ca_path=dict(type="path"),
             validate_certs=dict(type="bool", default=True),
+            proxy=dict(type="dict", options=dict(http=dict(type="str", no_log=True), https=dict(type="str", no_log=True),
+                                                 no_proxy=dict(type="list", elements="str", default=[]))),
             write=dict(type="bool", default=False),
             record=dict(type="bool", default=False),
             lock_path=dict(type="path", default="/run/gpulab/mirrors.lock"),
@@ -391,8 +419,14 @@ def main():
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and isinstance(entry.get("url"), str):
                 masker.add_url(entry["url"])
-                for secret in url_secrets(entry["url"]):
-                    module.no_log_values.add(secret)
+    for key in ("http", "https"):
+        if (params["proxy"] or {}).get(key):
+            masker.add_url(params["proxy"][key])
+    try:  # the same check and no_proxy as the filter proxy_settings (the catalog's proxy: false hosts added)
+        proxy = proxy_settings({k: v for k, v in (params["proxy"] or {}).items() if v not in (None, [])} or None,
+                               params["mirrors"])
+    except ProxyError as exc:
+        module.fail_json(msg=masker(str(exc)))
 
     only = params["only"] or list(params["mirrors"])
     unknown = [name for name in only if name not in params["mirrors"]]
@@ -419,8 +453,9 @@ def main():
     requests = {name: probe_request(probe_args(name, params["mirrors"][name], params["services"][name], policy,
                                                params["require"])) for name in only}
     try:
+        opener = UrlOpener(validate_certs=params["validate_certs"], ca_path=params["ca_path"], proxy=proxy)
         answers = probe_services(requests, policy["timeout_s"], validate_certs=params["validate_certs"],
-                                 ca_path=params["ca_path"])
+                                 ca_path=params["ca_path"], opener=opener)
         chosen = select_services(answers["services"], params["mirrors"], policy, params["pin"], previous)
         # with write, _write plans (renders) the files itself and returns what it left as pending
         pending = {}

@@ -20,10 +20,22 @@ description:
     changed files are then written in the order given.
   - A file that holds a credential is written C(0640) with group O(credentials_group), any other C(0644), owner root.
   - The replaced file is kept beside it as C(backup=true) names it (C(<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~)) and only
-    the newest O(backup_keep) of those stay (the rule of M(gpulab.provision.prune_backups)).
+    the newest O(backup_keep) of those stay (the rule of M(gpulab.provision.prune_backups): newest by the backup's own
+    modification time, only regular files). The backup is written to a temporary file and linked to its name, so
+    nothing already at that name (a symlink planted in a group-writable directory) is followed or overwritten; a
+    backup that cannot be made (a full disk) fails the task and leaves the file as it was, with no partial backup.
+  - A file written and then not pruned (an old backup that cannot be removed) is reported as changed, with a warning.
   - A broken file or a bad selection fails the task naming the file and the problem; the file is never written over.
-  - A C(kept) or C(none) selection leaves the file as it is (the renderers' rule), except containerd's hosts.toml of a
-    registry other than docker.io, which then names the registry only.
+  - A path that is there but is not a regular file or a symlink to one (a FIFO, socket, device or directory) fails the
+    task naming it, before it is opened (a FIFO would block the module for ever).
+  - A C(kept) or C(none) selection leaves the file as it is, and a missing one missing (the renderers' rule), except
+    containerd's hosts.toml of a registry other than docker.io, which then names the registry only, and daemon.json,
+    whose mirror keys stay as they are while the other keys (O(options) C(fragments), C(live_restore), C(extra)) are
+    still merged, into a new file when there is none (a fresh GPU host gets the nvidia runtime on an outage day).
+  - A credential in any argument (a mirror's URL, the proxy in O(options), a catalog entry's channel URLs) is never
+    printed, not even in the arguments Ansible echoes at C(-vvv) or when an argument is refused: the secret part of
+    every URL in the arguments is a no_log value from the moment they are read. The URLs themselves are not C(no_log)
+    as a whole, which would mask a mirror's URL without credentials in every result and report.
 author:
   - gpulab.provision maintainers (@gpulab)
 extends_documentation_fragment:
@@ -162,6 +174,13 @@ RETURN = r"""
 summary:
   description:
     - The renderer's summary (what changed and why, masked URLs, whether the file holds a credential); never the text.
+    - One shape whatever the status and whether the file exists (the roles read its keys without C(default())):
+      C(client), C(path), C(action) (render, untouched, mirrors untouched, remove, absent), C(status), C(mirror),
+      C(url_masked), C(reason), C(warnings), C(changed), C(holds_credentials), C(sensitive), C(needs) (none, reload,
+      restart: what dockerd needs to apply it), C(changed_keys) (daemon.json keys; V([]) for other files), C(present)
+      (whether the file existed), and the client's own keys (pip.conf C(trusted_host), C(extra_index_url), C(proxy);
+      .condarc C(channel_alias), C(default_channels), C(custom_channels); daemon.json C(registry_mirrors); hosts.toml
+      C(hosts), C(registry); the dockerd drop-in C(proxy)).
     - With O(files), one summary of them all (C(action=files)) with C(changed), C(paths), C(changed_paths),
       C(holds_credentials) and C(sensitive) (any file), C(warnings) (every file's) and C(reason) (each file's, joined).
   returned: success
@@ -209,23 +228,23 @@ files:
       returned: always
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.gpulab.provision.plugins.module_utils import client_files
-from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker, url_secrets
-from ansible_collections.gpulab.provision.plugins.module_utils.renderers import CLIENTS
+from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker
+from ansible_collections.gpulab.provision.plugins.module_utils.renderers import CLIENTS, summary_shape
+from ansible_collections.gpulab.provision.plugins.module_utils.secret_args import SecretArgsModule
 
 
 def _urls(value):
+    """Every URL (a string holding ``://``) anywhere in ``value``, whatever its key: a mirror's url, the
+    proxy in options.proxy, a catalog entry's channel_alias, a daemon.json key in options.extra."""
     if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "url" and isinstance(item, str):
-                yield item
-            else:
-                yield from _urls(item)
+        for item in value.values():
+            yield from _urls(item)
     elif isinstance(value, list):
         for item in value:
             yield from _urls(item)
+    elif isinstance(value, str) and "://" in value:
+        yield value
 
 
 def _validator(module, command, field):
@@ -293,12 +312,15 @@ def _plan(module, masker, entries):
     return plans
 
 
-def _summary(plan):
+def _summary(plan, selection):
+    """The renderer's summary, or one of the same shape (every key) for a file left missing."""
     if plan["result"]:
         return dict(plan["result"]["summary"])
     entry = plan["entry"]
-    return {"client": entry["client"], "path": entry["path"], "action": "absent", "changed": False,
-            "reason": "%s is missing and create is false: left missing" % entry["path"]}
+    return summary_shape(entry["client"], {
+        "path": entry["path"], "action": "absent", "status": selection.get("status") or "none",
+        "mirror": selection.get("name"), "present": False,
+        "reason": "%s is missing and create is false: left missing" % entry["path"]})
 
 
 def _write(module, masker, entries, plans):
@@ -319,8 +341,11 @@ def _write(module, masker, entries, plans):
             module.fail_json(msg="%s. %s" % (_named(path, reason), ("Written before it: %s." % ", ".join(written))
                                              if written else "Nothing was written."),
                              path=path, changed=bool(written), files=files, removed_backups=pruned)
-        result = {"path": path, "client": client, "changed": bool(done["written"]), "summary": _summary(plan),
-                  "removed_backups": done["pruned"]}
+        result = {"path": path, "client": client, "changed": bool(done["written"]),
+                  "summary": _summary(plan, module.params["selection"]), "removed_backups": done["pruned"]}
+        for warning in done.get("warnings") or []:
+            # the file was written: say what failed after it (pruning), never report the write as not done
+            module.warn(masker(warning))
         if done["backups"]:
             result["backup_file"] = done["backups"][0]
         files.append(result)
@@ -355,7 +380,7 @@ def _many_files(files, diffs, pruned):
 
 
 def main():
-    module = AnsibleModule(
+    module = SecretArgsModule(
         argument_spec=dict(
             client=dict(type="str", choices=list(CLIENTS)),
             path=dict(type="path"),
@@ -382,12 +407,9 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    masker = SecretMasker()
-    for url in (list(_urls(params["selection"])) + list(_urls(params["catalog"])) + list(_urls(params["options"]))
-                + list(_urls(params["files"] or []))):
-        masker.add_url(url)
-        for secret in url_secrets(url):
-            module.no_log_values.add(secret)
+    # SecretArgsModule has made every URL secret in the arguments a no_log value (the output, the
+    # echoed arguments at -vvv and the journal mask it); the masker scrubs the same out of free text.
+    masker = SecretMasker(_urls(params))
     if params["backup_keep"] < 0:
         module.fail_json(msg="backup_keep: %d must be 0 or more" % params["backup_keep"])
     entries = _entries(module)

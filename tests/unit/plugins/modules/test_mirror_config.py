@@ -7,13 +7,21 @@ from __future__ import annotations
 import grp
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.gpulab.provision.plugins.module_utils import client_files
+from ansible_collections.gpulab.provision.plugins.module_utils.backups import PruneError
 from ansible_collections.gpulab.provision.plugins.modules import mirror_config
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 SECRET = "pa55-w0rd-x"
 SEL = {"status": "ok", "name": "m", "url": "https://u:%s@m.example/simple" % SECRET,
        "ranked": [{"name": "m", "url": "https://u:%s@m.example/simple" % SECRET}]}
@@ -161,7 +169,7 @@ def test_files_warn_returns_the_extra_index_url_warning(tmp_path, capsys, monkey
     # AnsibleModule.warn returns the warning with the result, or displays it where the controller's code
     # is loaded (as in this test process): record what the module asks it to warn about
     seen = []
-    monkeypatch.setattr(mirror_config.AnsibleModule, "warn", lambda _self, warning, **_kw: seen.append(warning))
+    monkeypatch.setattr(mirror_config.SecretArgsModule, "warn", lambda _self, warning, **_kw: seen.append(warning))
     (tmp_path / "pip.conf").write_text("[global]\nextra-index-url = https://corp.example/simple\n")
     warning = "extra-index-url present in %s" % (tmp_path / "pip.conf")
     failed, quiet, _out = run(capsys, pip_and_uv(tmp_path, selection=PLAIN, _ansible_check_mode=True))
@@ -206,3 +214,214 @@ def test_files_bad_arguments_are_named(args, message, capsys):
 def test_files_empty_changes_nothing(capsys):
     failed, result, _out = run(capsys, {"files": [], "selection": PLAIN})
     assert not failed and result["changed"] is False and result["files"] == []
+
+
+# Issue 18 cause 1: "status none, file absent" and "status kept, file absent" for every client file.
+# One summary shape whatever happened (the roles read its keys: docker_mirror read summary.needs of a
+# daemon.json skipped for none and failed with "object of type 'dict' has no attribute 'needs'").
+
+NVIDIA = {"nvidia": {"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}}
+KEPT_DOCKER = {"status": "kept", "name": "lab1", "url": "http://127.0.0.1:9", "insecure": True,
+               "ranked": [{"name": "lab1", "url": "http://127.0.0.1:9", "insecure": True}]}
+SUMMARY_KEYS = {"client", "path", "action", "status", "mirror", "url_masked", "reason", "warnings", "changed",
+                "holds_credentials", "sensitive", "needs", "changed_keys", "present"}
+ABSENT_CASES = [("pip_conf", "etc/pip.conf", {}), ("uv_toml", "uv/uv.toml", {}), ("condarc", "conda/.condarc", {}),
+                ("daemon_json", "docker/daemon.json", {}), ("hosts_toml", "certs.d/docker.io/hosts.toml", {}),
+                ("docker_proxy", "docker.service.d/gpulab-proxy.conf", {})]
+
+
+@pytest.mark.parametrize("selection", [{"status": "none", "name": None, "ranked": []}, {"status": "none"}, KEPT_DOCKER],
+                         ids=["none", "none-bare", "kept"])
+@pytest.mark.parametrize("client, name, options", ABSENT_CASES, ids=[case[0] for case in ABSENT_CASES])
+@pytest.mark.parametrize("create", [True, False])
+def test_an_absent_file_with_nothing_healthy_is_left_absent_with_the_whole_summary(
+        tmp_path, capsys, client, name, options, selection, create):
+    path = tmp_path / name
+    failed, result, _out = run(capsys, {"client": client, "path": str(path), "selection": selection,
+                                        "options": options, "create": create})
+    assert not failed, result
+    assert result["changed"] is False and not path.exists() and not path.parent.exists()
+    summary = result["summary"]
+    assert SUMMARY_KEYS <= set(summary), SUMMARY_KEYS - set(summary)
+    assert summary["client"] == client and summary["path"] == str(path) and summary["present"] is False
+    assert summary["needs"] == "none" and summary["changed_keys"] == [] and isinstance(summary["warnings"], list)
+    assert summary["status"] == selection["status"]
+
+
+@pytest.mark.parametrize("selection", [{"status": "none", "name": None, "ranked": []}, KEPT_DOCKER], ids=["none", "kept"])
+def test_daemon_json_absent_with_nothing_healthy_still_gets_the_fragments(tmp_path, capsys, selection):
+    """A fresh GPU host on an outage day: the nvidia runtime and live-restore are merged, no mirror key."""
+    path = tmp_path / "docker" / "daemon.json"
+    args = {"client": "daemon_json", "path": str(path), "selection": selection,
+            "options": {"service": "docker", "live_restore": True, "fragments": NVIDIA, "extra": {}}}
+    failed, plan, _out = run(capsys, dict(args, _ansible_check_mode=True))
+    assert not failed, plan
+    assert plan["changed"] is True and not path.exists()
+    # both keys are ones dockerd re-reads on SIGHUP
+    assert plan["summary"]["needs"] == "reload" and plan["summary"]["changed_keys"] == ["live-restore", "runtimes"]
+    failed, result, _out = run(capsys, args)
+    assert not failed and result["changed"] is True and "backup_file" not in result
+    written = json.loads(path.read_text())
+    assert written == {"live-restore": True, "runtimes": NVIDIA["nvidia"]["runtimes"]}
+    assert result["summary"]["registry_mirrors"] == [] and result["summary"]["present"] is False
+    failed, again, _out = run(capsys, args)
+    assert not failed and again["changed"] is False and again["summary"]["needs"] == "none"
+    assert again["summary"]["present"] is True
+
+
+# Issue 18 cause 9: a FIFO at the path used to block the module for ever.
+
+@pytest.fixture
+def no_hang():
+    def hung(*_args):
+        raise AssertionError("mirror_config blocked on the path for 10 s")
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink to a device"])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_fifo_or_device_at_the_path_fails_at_once_naming_it(tmp_path, capsys, no_hang, kind, check_mode):
+    path = tmp_path / "pip.conf"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/null")
+    failed, result, _out = run(capsys, {"client": "pip_conf", "path": str(path), "selection": PLAIN,
+                                        "_ansible_check_mode": check_mode})
+    assert failed and result.get("changed", False) is False
+    assert "%s is a" % path in result["msg"] and "not a regular file" in result["msg"], result["msg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pip.conf"]
+
+
+def test_files_a_fifo_among_the_files_writes_none_of_them(tmp_path, capsys, no_hang):
+    os.mkfifo(tmp_path / "pip.conf")
+    failed, result, _out = run(capsys, pip_and_uv(tmp_path, selection=PLAIN))
+    assert failed and "%s is a FIFO" % (tmp_path / "pip.conf") in result["msg"] and "Nothing was written" in result["msg"]
+    assert not (tmp_path / "uv").exists()
+
+
+# Issue 18 cause 4: backups under attack, a full disk, pruning after the write.
+
+def test_a_full_disk_fails_the_write_cleanly_and_leaves_no_partial_backup(tmp_path, capsys):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        path = disk / "pip.conf"
+        # 24 KiB: the new file fits beside it, its backup does not (16 pages in all)
+        old = "[global]\n" + "".join("# padding line %05d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n" % i
+                                     for i in range(400))
+        path.write_text(old)
+        failed, result, _out = run(capsys, {"client": "pip_conf", "path": str(path), "selection": PLAIN})
+        assert failed and result.get("changed", False) is False
+        assert "no backup could be made" in result["msg"] and "No space left" in result["msg"], result["msg"]
+        assert path.read_text() == old and sorted(p.name for p in disk.iterdir()) == ["pip.conf"]
+        # without a backup the same write fits: the failure was the backup's, and it said so
+        failed, result, _out = run(capsys, {"client": "pip_conf", "path": str(path), "selection": PLAIN,
+                                            "backup": False})
+        assert not failed and result["changed"] and "index-url = http://127.0.0.1:9/simple" in path.read_text()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_planted_symlink_and_a_directory_named_like_backups_change_nothing_but_the_file(tmp_path, capsys):
+    path, victim = tmp_path / "pip.conf", tmp_path / "victim.conf"
+    path.write_text("[global]\n")
+    victim.write_text("precious\n")
+    now = time.time()
+    planted = [client_files.backup_name(str(path), os.getpid(), now + delta) for delta in range(4)]
+    for name in planted:
+        os.symlink(victim, name)
+    (tmp_path / "pip.conf.1.2099-01-01@00:00:00~").mkdir()
+    failed, result, _out = run(capsys, {"client": "pip_conf", "path": str(path), "selection": PLAIN, "backup_keep": 1})
+    assert not failed and result["changed"] is True, result
+    assert victim.read_text() == "precious\n" and all(os.path.islink(name) for name in planted)
+    assert open(result["backup_file"]).read() == "[global]\n" and result["backup_file"] not in planted
+    assert (tmp_path / "pip.conf.1.2099-01-01@00:00:00~").is_dir()
+
+
+def test_a_pruning_failure_after_the_write_reports_changed_with_a_warning(tmp_path, capsys, monkeypatch):
+    seen = []
+    monkeypatch.setattr(mirror_config.SecretArgsModule, "warn", lambda _self, warning, **_kw: seen.append(warning))
+
+    def fails(path, _keep):
+        raise PruneError("cannot remove %s.1.2026-01-01@00:00:00~ (Permission denied)" % path, [], ["x"])
+    monkeypatch.setattr(client_files, "prune", fails)
+    path = tmp_path / "pip.conf"
+    path.write_text("[global]\n")
+    failed, result, _out = run(capsys, {"client": "pip_conf", "path": str(path), "selection": PLAIN})
+    assert not failed and result["changed"] is True and "backup_file" in result
+    assert "index-url = http://127.0.0.1:9/simple" in path.read_text()
+    assert len(seen) == 1 and "was written, but its old backups were not all pruned" in seen[0]
+
+
+# Issue 18 cause 2: a proxy password in files[].options.proxy was echoed at -vvv (only keys named url
+# were masked). Real ansible-playbook -vvv, a local-connection host, every file under the test's
+# directory: no secret in anything printed, whichever option carried it, a refused argument included.
+
+VVV_SECRETS = ("S3cretProxyPw", "S3cretMirrorPw", "S3cretAliasPw", "S3cretExtraPw")
+VVV_PROXY = "http://user:S3cretProxyPw@127.0.0.1:3128"
+
+
+def _vvv_play(tmp_path):
+    mirror = "https://u:S3cretMirrorPw@127.0.0.1:9/simple"
+    conda = "https://u:S3cretMirrorPw@127.0.0.1:9/anaconda"
+    proxy = {"http": VVV_PROXY, "https": VVV_PROXY, "no_proxy": []}
+    tasks = [
+        {"name": "pip.conf and uv.toml, the proxy in files[].options.proxy",
+         "gpulab.provision.mirror_config": {
+             "files": [{"client": "pip_conf", "path": str(tmp_path / "pip.conf"), "options": {"proxy": proxy}},
+                       {"client": "uv_toml", "path": str(tmp_path / "uv.toml")}],
+             "selection": {"status": "ok", "name": "m", "url": mirror, "ranked": [{"name": "m", "url": mirror}]},
+             "warn": True}},
+        {"name": ".condarc, a credential in the catalog's channel_alias and in options.proxy",
+         "gpulab.provision.mirror_config": {
+             "client": "condarc", "path": str(tmp_path / ".condarc"), "options": {"proxy": proxy},
+             "selection": {"status": "ok", "name": "c", "url": conda, "ranked": [{"name": "c", "url": conda}]},
+             "catalog": [{"name": "c", "url": conda, "channel_alias": "https://u:S3cretAliasPw@127.0.0.1:9/cloud"}]}},
+        {"name": "daemon.json, a credential in options.extra",
+         "gpulab.provision.mirror_config": {
+             "client": "daemon_json", "path": str(tmp_path / "daemon.json"), "selection": {"status": "none"},
+             "options": {"extra": {"proxies": {"http-proxy": "http://user:S3cretExtraPw@127.0.0.1:3128"}}}}},
+        {"name": "a refused argument echoes every argument",
+         "gpulab.provision.mirror_config": {
+             "client": "pip_conf", "path": str(tmp_path / "pip.conf"), "backup_keep": "many",
+             "options": {"proxy": proxy}, "selection": {"status": "ok", "name": "m", "url": mirror}},
+         "ignore_errors": True, "register": "refused"},
+        {"name": "it was refused", "ansible.builtin.assert": {"that": ["refused is failed"]}},
+    ]
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{"hosts": "all", "gather_facts": False, "tasks": tasks}]))
+    inventory = tmp_path / "hosts.yml"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(json.dumps({"all": {"hosts": {"h1": host}}}))
+    return str(play), str(inventory)
+
+
+def test_no_credential_from_any_option_is_printed_at_vvv(tmp_path):
+    play, inventory = _vvv_play(tmp_path)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / ".ansible-tmp"), ANSIBLE_DIFF_ALWAYS="1")
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-vvv", "-i", inventory,
+                           play], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=180, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert re.search(r"h1\s+: ok=5\s+changed=3 .* ignored=1", out), out[-2000:]
+    # the arguments were echoed (so the test looks where the leak was) ...
+    assert '"module_args"' in out and "127.0.0.1:3128" in out
+    # ... and no secret is printed anywhere
+    assert [secret for secret in VVV_SECRETS if secret in out] == []
+    # the files hold what they must, readable by root only where they carry a credential
+    assert "S3cretProxyPw" in (tmp_path / "pip.conf").read_text() and "S3cretMirrorPw" in (tmp_path / "uv.toml").read_text()
+    assert "S3cretAliasPw" in (tmp_path / ".condarc").read_text() and "S3cretExtraPw" in (tmp_path / "daemon.json").read_text()
+    assert (tmp_path / "pip.conf").stat().st_mode & 0o777 == 0o640

@@ -144,8 +144,9 @@ def _copy_to_backup(path, when=None):
     (``mkstemp``: ``O_EXCL``), then hard-linked to the name, which fails on any existing entry; a name
     that is taken is retried with another number in place of the PID. A copy that fails (a full disk)
     is removed: there is never a partial or 0-byte backup, and the caller keeps the old file. The
-    backup keeps the file's mode, and run as root its owner and group; its mtime is when it was made
-    (:func:`backups.prune` orders by it).
+    backup keeps the file's mode and is owned by this process's user (as Ansible's backups are; root
+    for the roles), the one :func:`backups.prune` counts; its mtime is when it was made (prune
+    orders by it).
     """
     directory = os.path.dirname(path) or "."
     src = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -166,8 +167,6 @@ def _copy_to_backup(path, when=None):
                 out.flush()
                 os.fsync(out.fileno())
                 os.fchmod(out.fileno(), stat.S_IMODE(info.st_mode))
-                if os.geteuid() == 0:
-                    os.fchown(out.fileno(), info.st_uid, info.st_gid)
             if copied != info.st_size:
                 raise OSError(errno.EIO, "%s changed while it was backed up (%d of %d bytes)" % (path, copied, info.st_size))
             for attempt in range(20):

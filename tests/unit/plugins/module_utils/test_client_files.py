@@ -230,3 +230,14 @@ def test_a_write_whose_pruning_fails_is_still_a_write(tmp_path, monkeypatch):
     assert done["written"] == [str(path)] and done["errors"] == [] and len(done["backups"]) == 1
     assert "was written, but its old backups were not all pruned" in done["warnings"][0]
     assert "index-url = https://b.example/simple" in path.read_text()
+
+
+def test_a_backup_of_another_users_file_is_ours_so_pruning_counts_it(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    path = tmp_path / "pip.conf"
+    path.write_text("old\n")
+    os.chown(path, 1, 1)
+    saved = client_files.write_file(str(path), "new\n", backup=True)
+    assert os.stat(saved).st_uid == 0 and open(saved).read() == "old\n"
+    assert prune(str(path), 0) == ([], [os.path.basename(saved)]) and not os.path.exists(saved)

@@ -20,7 +20,7 @@ description:
     changed files are then written in the order given.
   - A file that holds a credential is written C(0640) with group O(credentials_group), any other C(0644), owner root.
   - The replaced file is kept beside it as C(backup=true) names it (C(<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~)) and only
-    the newest O(backup_keep) of those stay (the rule of M(gpulab.provision.prune_backups): newest by the backup's own
+    the newest O(backup_keep) of those stay (the rule of M(gpulab.provision.prune_backups); newest by the backup's own
     modification time, only regular files). The backup is written to a temporary file and linked to its name, so
     nothing already at that name (a symlink planted in a group-writable directory) is followed or overwritten; a
     backup that cannot be made (a full disk) fails the task and leaves the file as it was, with no partial backup.
@@ -33,7 +33,7 @@ description:
     whose mirror keys stay as they are while the other keys (O(options) C(fragments), C(live_restore), C(extra)) are
     still merged, into a new file when there is none (a fresh GPU host gets the nvidia runtime on an outage day).
   - A credential in any argument (a mirror's URL, the proxy in O(options), a catalog entry's channel URLs) is never
-    printed, not even in the arguments Ansible echoes at C(-vvv) or when an argument is refused: the secret part of
+    printed, not even in the arguments Ansible echoes at C(-vvv) or when an argument is refused. The secret part of
     every URL in the arguments is a no_log value from the moment they are read. The URLs themselves are not C(no_log)
     as a whole, which would mask a mirror's URL without credentials in every result and report.
 author:
@@ -174,10 +174,10 @@ RETURN = r"""
 summary:
   description:
     - The renderer's summary (what changed and why, masked URLs, whether the file holds a credential); never the text.
-    - One shape whatever the status and whether the file exists (the roles read its keys without C(default())):
+    - One shape whatever the status and whether the file exists (the roles read its keys without C(default())), with
       C(client), C(path), C(action) (render, untouched, mirrors untouched, remove, absent), C(status), C(mirror),
       C(url_masked), C(reason), C(warnings), C(changed), C(holds_credentials), C(sensitive), C(needs) (none, reload,
-      restart: what dockerd needs to apply it), C(changed_keys) (daemon.json keys; V([]) for other files), C(present)
+      restart, what dockerd needs to apply it), C(changed_keys) (daemon.json keys; V([]) for other files), C(present)
       (whether the file existed), and the client's own keys (pip.conf C(trusted_host), C(extra_index_url), C(proxy);
       .condarc C(channel_alias), C(default_channels), C(custom_channels); daemon.json C(registry_mirrors); hosts.toml
       C(hosts), C(registry); the dockerd drop-in C(proxy)).

@@ -13,7 +13,7 @@ version_added: "1.0.0"
 description:
   - C(ansible.builtin.copy) with C(backup=true) leaves C(<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~) beside the file on every
     change. This module removes all but the newest O(keep) of them. Nothing else in the directory is touched.
-  - Newest means the backup's own modification time, not the date in its name (a name is only a name: a backup named
+  - Newest means the backup's own modification time, not the date in its name (a name is only a name, and a backup named
     with a future date must not make the real newest one go).
   - Only regular files owned by the user the module runs as (root with C(become)) count as backups. A directory, a
     symlink, a FIFO or another user's file named like a backup is neither counted nor removed.

@@ -24,6 +24,9 @@ from ansible_collections.gpulab.provision.plugins.module_utils.nvidia_smi import
 # cron) or the driver sits on a mount (the recorded H100 host: /usr/local/nvidia/bin).
 FALLBACK_DIRS = ("/usr/bin", "/usr/local/bin", "/usr/local/nvidia/bin", "/opt/nvidia/bin")
 PROC_UPTIME = "/proc/uptime"
+# A kernel log file is read from its last MAX_LOG_BYTES (a kern.log that was never rotated must not
+# cost the health check its seconds); a boot's Xids are near its end.
+MAX_LOG_BYTES = 32 * 1024 * 1024
 _ENV = {"LC_ALL": "C"}
 
 
@@ -104,8 +107,10 @@ def observe_kernel_log(sources, timeout):
                 continue
             return {"source": "dmesg", "text": text, "whole_file": False, "tried": tried}
         try:
-            with open(source, "r", encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
+            with open(source, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - MAX_LOG_BYTES))
+                text = handle.read().decode("utf-8", errors="replace")
         except (IOError, OSError) as exc:
             tried.append("%s: %s" % (source, exc.strerror or exc))
             continue

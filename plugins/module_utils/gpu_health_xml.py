@@ -16,6 +16,9 @@ the collection. What the driver prints, as recorded on an H100 with driver 580
   absolute slowdown temperature (older drivers print ``gpu_temp_slow_threshold`` instead);
 * link widths as ``16x``; counters as plain numbers; ``N/A`` where a field does not apply.
 
+Only ``-q -x`` is read: ``nvidia-smi -q -d ...,ROW_REMAPPER`` is refused by driver 580 ("Failed to
+parse --display/-d flags"), and the XML carries every section anyway.
+
 Each value is kept as the driver's text (stripped), ``None`` when the element is absent; the
 checks interpret it with :func:`number`, :func:`yes_no` and :func:`not_applicable`.
 """

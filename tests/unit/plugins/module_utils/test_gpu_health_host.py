@@ -116,3 +116,11 @@ def test_observe_then_assess_a_container_without_any_kernel_log(bin_dir):
     health = assess(host.observe(config), config)
     assert health["verdict"] == "unknown"
     assert [c["id"] for c in health["checks"] if c["severity"] != "pass"] == ["xid"]
+
+
+def test_a_huge_log_file_is_read_from_its_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(host, "MAX_LOG_BYTES", 4096)
+    path = tmp_path / "kern.log"
+    path.write_text("Dec  4 08:00:00 gpu07 kernel: noise\n" * 10000 + open(os.path.join(FIXTURES, "kern-xid79.log")).read()[-300:])
+    log = host.observe_kernel_log([str(path)], 2)
+    assert len(log["text"]) <= 4096 and log["text"].rstrip().endswith("GPU has fallen off the bus.")

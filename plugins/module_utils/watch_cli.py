@@ -83,12 +83,21 @@ def one_line(text):
 
 
 def read_json(path, default, status=EXIT_CONFIG, fix="fix or remove it"):
-    """The JSON document at ``path``, ``default`` when it does not exist; CliError(status) otherwise."""
+    """The JSON document at ``path``, ``default`` when it does not exist; CliError(status) otherwise.
+
+    Only a regular file is read (opened without blocking: a FIFO put there is refused, not waited on).
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return default
+    except OSError as exc:
+        raise CliError("%s cannot be read (%s); %s" % (path, exc.strerror or exc, fix), status)
+    try:
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise CliError("%s is not a regular file; %s" % (path, fix), status)
+            return json.load(handle)
     except OSError as exc:
         raise CliError("%s cannot be read (%s); %s" % (path, exc.strerror or exc, fix), status)
     except (ValueError, RecursionError) as exc:
@@ -141,7 +150,7 @@ def load_config(path):
     fix = "run the gpulab.provision.mirror_watch role to write it again"
     config = read_json(path, None, EXIT_CONFIG, fix)
     if config is None:
-        raise CliError("%s is missing; %s" % (path, fix.replace("again", "")), EXIT_CONFIG)
+        raise CliError("%s is missing; run the gpulab.provision.mirror_watch role to write it" % path, EXIT_CONFIG)
     problems = config_errors(config)
     if problems:
         raise CliError("%s is not a usable mirror_watch configuration: %s; %s"

@@ -16,6 +16,7 @@ import pytest
 
 from mirror_servers import pypi_mirror
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gpulab.provision.plugins.modules import mirror_probe_all
@@ -46,7 +47,7 @@ def test_the_default_lock_is_in_run_gpulab():
 def test_a_lock_in_a_world_writable_directory_defers_the_switch_and_writes_nothing(args, tmp_path, capsys, monkeypatch):
     # AnsibleModule.warn returns the warning or displays it (controller code loaded): record what is asked
     seen = []
-    monkeypatch.setattr(mirror_probe_all.AnsibleModule, "warn", lambda _self, warning, **_kw: seen.append(warning))
+    monkeypatch.setattr(AnsibleModule, "warn", lambda _self, warning, **_kw: seen.append(warning))
     shared = tmp_path / "lock"
     shared.mkdir()
     shared.chmod(0o1777)

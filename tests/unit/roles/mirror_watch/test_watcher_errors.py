@@ -230,6 +230,15 @@ def test_a_broken_local_fact_exits_5_and_touches_nothing(pyz, host, text, proble
     assert unchanged(host)
 
 
+def test_a_fifo_in_place_of_the_state_file_is_refused_not_waited_on(pyz, host):
+    (host["path"] / "state").mkdir()
+    os.mkfifo(str(host["path"] / "state" / "state.json"))
+    rc, out, err = watch(pyz, host)
+    assert rc == 4 and out == ""
+    one_line(err, "%s is not a regular file; remove it" % (host["path"] / "state" / "state.json"))
+    assert unchanged(host)
+
+
 def test_an_unreadable_configuration_names_the_os_error(pyz, host):
     (host["path"] / "mirrors.json").mkdir()
     done = subprocess.run([PYTHON, "-I", "-S", str(pyz), "--config", str(host["path"] / "mirrors.json"), "--once"],

@@ -68,7 +68,7 @@ def kernel_log():
 
 def median_time(func, runs):
     times = []
-    for _ in range(runs):
+    for _run in range(runs):
         started = time.perf_counter()
         func()
         times.append(time.perf_counter() - started)

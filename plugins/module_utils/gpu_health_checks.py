@@ -116,9 +116,10 @@ def check_ecc_corrected(gpu, thresholds):
         parsed = number(value)
         if parsed is None:
             return _unreadable("ecc_corrected", gpu, "ecc_errors/volatile/" + field, value)
-        observed[field.split("_")[0]] = parsed
+        memory = field.split("_", 1)[0]
+        observed[memory] = parsed
         if parsed > limit:
-            over.append("%s %s > %s" % (field.split("_")[0].upper(), parsed, limit))
+            over.append("%s %s > %s" % (memory.upper(), parsed, limit))
     shown = ", ".join("%s %s" % (key, value) for key, value in sorted(observed.items())) or "n/a"
     limit_text = "dram %s, sram %s" % (limits["dram_correctable"], limits["sram_correctable"])
     if over:

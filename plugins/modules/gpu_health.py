@@ -19,8 +19,11 @@ description:
     the role passes the shipped Xid policy table and the inventory's settings. Checks and defaults are described in
     that role's README.
   - Reads only; never changes the host.
-author: gpulab.provision maintainers
+author:
+  - gpulab.provision maintainers (!UNKNOWN)
 version_added: "1.3.0"
+extends_documentation_fragment:
+  - gpulab.provision.attributes
 attributes:
   check_mode:
     support: full
@@ -115,7 +118,7 @@ health:
       type: list
       elements: dict
     checks:
-      description: Every check, C({id, gpu, uuid, observed, limit, severity, action, detail}); RV(health.checks[].gpu) is null for node-level checks.
+      description: Every check, C({id, gpu, uuid, observed, limit, severity, action, detail}); C(gpu) is null for node-level checks.
       type: list
       elements: dict
 config:

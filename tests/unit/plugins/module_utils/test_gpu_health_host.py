@@ -124,3 +124,12 @@ def test_a_huge_log_file_is_read_from_its_end(tmp_path, monkeypatch):
     path.write_text("Dec  4 08:00:00 gpu07 kernel: noise\n" * 10000 + open(os.path.join(FIXTURES, "kern-xid79.log")).read()[-300:])
     log = host.observe_kernel_log([str(path)], 2)
     assert len(log["text"]) <= 4096 and log["text"].rstrip().endswith("GPU has fallen off the bus.")
+
+
+def test_the_fake_serves_the_text_report_for_nvidia_gpu_facts(bin_dir, monkeypatch):
+    text = os.path.join(FIXTURES, "..", "nvidia-smi", "h100-80gb-hbm3-580-open.q.txt")
+    monkeypatch.setenv("GPULAB_FAKE_SMI_Q", text)
+    state, rc, out = host._run([str(bin_dir / "nvidia-smi"), "-q"], 2)
+    assert (state, rc) == ("ok", 0) and out.startswith(open(text).read()[:40])
+    state, rc, out = host._run([str(bin_dir / "nvidia-smi"), "--query-gpu=index"], 2)
+    assert rc == 2 and "unsupported arguments" in out

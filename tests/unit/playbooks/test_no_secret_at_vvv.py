@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "lab"))
 
 import http_proxy  # noqa: E402  (tests/lab: the lab's forward proxy, loopback only)
 
-from mirror_servers import MirrorServer, pypi_mirror  # noqa: E402
+from mirror_servers import REGISTRY_HEADERS, MirrorServer, pypi_mirror  # noqa: E402
 
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 PROXY_SECRET = "ProxyS3cret"
@@ -63,7 +63,8 @@ def _proxy_server(log_path):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """The fake lab: a proxy on 127.0.0.1, two HTTPS pypi mirrors (127.0.0.2, 127.0.0.3) behind it."""
+    """The fake lab: a proxy on 127.0.0.1, two HTTPS pypi mirrors (127.0.0.2, 127.0.0.3) and a Docker
+    registry mirror (127.0.0.4) behind it."""
     trustme = pytest.importorskip("trustme")
     base = tmp_path_factory.mktemp("lab")
     ca = trustme.CA()
@@ -74,14 +75,17 @@ def lab(tmp_path_factory):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(host).configure_cert(ctx)
         mirrors.append(pypi_mirror(MirrorServer(host, tls=ctx)).start())
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.4").configure_cert(ctx)
+    registry = MirrorServer("127.0.0.4", tls=ctx).route("/v2/", 200, REGISTRY_HEADERS, "{}").start()
     proxy_log = base / "proxy.log"
     proxy_log.write_text("")
     proxy = _proxy_server(proxy_log)
-    yield {"ca_path": str(ca_path), "mirrors": mirrors, "proxy_port": proxy.server_address[1],
+    yield {"ca_path": str(ca_path), "mirrors": mirrors, "registry": registry, "proxy_port": proxy.server_address[1],
            "proxy_log": proxy_log}
     proxy.shutdown()
     proxy.server_close()
-    for server in mirrors:
+    for server in mirrors + [registry]:
         server.stop()
 
 
@@ -109,6 +113,20 @@ def _host_vars(lab, work):
         "gpulab_report_path": str(work / "report.json"),
         "gpulab_validate_fail": False,
     }
+
+
+def _with_docker(host_vars, lab, work):
+    """Also a Docker registry mirror: docker_mirror renders daemon.json and dockerd's proxy drop-in (which holds
+    the proxy's password). Run in check mode only: its files are under ``work``, but it asks the host's dockerd."""
+    out = dict(host_vars, mirror_select_services=["pypi", "docker"], docker_mirror_restart="never",
+               docker_mirror_daemon_json_path=str(work / "docker" / "daemon.json"),
+               docker_mirror_containerd_certs_dir=str(work / "containerd" / "certs.d"),
+               docker_mirror_containerd_config=str(work / "containerd" / "config.toml"),
+               docker_mirror_proxy_dropin=str(work / "systemd" / "gpulab-proxy.conf"),
+               docker_mirror_service_name="gpulab-test-no-such-docker")
+    out["gpulab_mirrors"] = dict(host_vars["gpulab_mirrors"],
+                                 docker=[{"name": "registry", "url": "https://127.0.0.4:%d" % lab["registry"].port}])
+    return out
 
 
 def run_playbook(work, host_vars, playbook, *args):
@@ -150,31 +168,35 @@ def assert_no_secret(work, out, client_files=()):
         assert not leaks(text), "secret(s) %s written to %s" % (leaks(text), path)
 
 
+# (name, playbook, arguments, docker). reachable.yml and reachable_facts.yml run as the first play of
+# failover.yml and site.yml; bundle.yml reads neither gpulab_proxy nor gpulab_mirrors.
 PLAYBOOKS = [
-    ("site", os.path.join(ROOT, "playbooks", "site.yml"), ()),
-    ("failover", os.path.join(ROOT, "playbooks", "failover.yml"), ()),
-    ("failover_check", os.path.join(ROOT, "playbooks", "failover.yml"), ("--check", "--diff")),
-    ("report", os.path.join(ROOT, "playbooks", "report.yml"), ()),
-    ("validate", os.path.join(ROOT, "playbooks", "validate.yml"), ()),
+    ("site", os.path.join(ROOT, "playbooks", "site.yml"), (), False),
+    ("failover", os.path.join(ROOT, "playbooks", "failover.yml"), (), False),
+    ("failover_check", os.path.join(ROOT, "playbooks", "failover.yml"), ("--check", "--diff"), False),
+    ("site_docker_check", os.path.join(ROOT, "playbooks", "site.yml"), ("--check", "--diff"), True),
+    ("report", os.path.join(ROOT, "playbooks", "report.yml"), (), False),
+    ("validate", os.path.join(ROOT, "playbooks", "validate.yml"), (), False),
 ]
 
 
 @pytest.fixture(scope="module")
 def runs(lab, tmp_path_factory):
     """site.yml (writes pip.conf and uv.toml, records the fact), then failover.yml (real and
-    --check --diff), report.yml on its own and validate.yml, in one host's directory."""
+    --check --diff), site.yml --check --diff with a Docker mirror too, report.yml on its own and
+    validate.yml, in one host's directory."""
     work = tmp_path_factory.mktemp("host")
     logs = tmp_path_factory.mktemp("logs")  # each run's output, to read when a test fails
     (work / "lock").mkdir(mode=0o755)
     host_vars = _host_vars(lab, work)
     results = {}
-    for name, playbook, args in PLAYBOOKS:
-        results[name] = run_playbook(work, host_vars, playbook, *args)
+    for name, playbook, args, docker in PLAYBOOKS:
+        results[name] = run_playbook(work, _with_docker(host_vars, lab, work) if docker else host_vars, playbook, *args)
         (logs / ("%s.log" % name)).write_text(results[name].stdout + results[name].stderr)
     return work, host_vars, results
 
 
-@pytest.mark.parametrize("name", [name for name, _path, _args in PLAYBOOKS])
+@pytest.mark.parametrize("name", [entry[0] for entry in PLAYBOOKS])
 def test_no_secret_in_any_output_at_vvv(runs, name):
     work, host_vars, results = runs
     out = results[name]
@@ -190,6 +212,7 @@ def test_the_run_really_used_the_proxy_and_the_secrets(runs, lab):
     # site.yml's and failover.yml's probes, with the proxy's credentials (the module's proxy option)
     assert "CONNECT 127.0.0.2:%d auth=user:%s" % (lab["mirrors"][0].port, PROXY_SECRET) in log
     assert "CONNECT 127.0.0.3:%d auth=user:%s" % (lab["mirrors"][1].port, PROXY_SECRET) in log
+    assert "CONNECT 127.0.0.4:%d auth=user:%s" % (lab["registry"].port, PROXY_SECRET) in log
     pip_conf = open(host_vars["pip_mirror_conf_path"], encoding="utf-8").read()
     assert MIRROR_SECRET in pip_conf or LAYER_SECRET in pip_conf
     assert PROXY_SECRET in pip_conf

@@ -236,7 +236,7 @@ backups:
   elements: str
   version_added: 1.1.0
 notes:
-  description: With O(write=true), what happened to dockerd (reloaded, not running), and C(switch deferred: <why>).
+  description: "With O(write=true), what happened to dockerd (reloaded, not running), and C(switch deferred: <why>)."
   returned: success
   type: list
   elements: str

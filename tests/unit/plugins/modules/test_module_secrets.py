@@ -93,8 +93,8 @@ def test_mirror_probe_goes_through_the_proxy_option_with_its_credentials(proxy, 
     _assert_clean(out)
 
 
-def test_mirror_probe_all_goes_through_the_proxy_option_and_no_proxy_is_the_collections_rule(proxy, mirror, tmp_path,
-                                                                                           capsys):
+def test_mirror_probe_all_probes_through_the_proxy_option_with_the_collections_no_proxy_rule(
+        proxy, mirror, tmp_path, capsys):
     args = {"mirrors": {"pypi": [{"name": "lab", "url": _mirror_url(mirror), "insecure": True}]},
             "services": {"pypi": {"kind": "pypi", "project": "pip"}}, "policy": {"timeout_s": 3},
             "fact_path": str(tmp_path / "gpulab_mirrors.fact"),

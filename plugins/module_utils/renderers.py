@@ -315,7 +315,8 @@ def _channel_names(names, variable):
 
 
 def render_condarc(current, selection, options=None):
-    """.condarc: ``channel_alias``, ``default_channels`` and ``custom_channels`` from the mirror.
+    """.condarc: ``channel_alias``, ``default_channels`` and ``custom_channels`` from the mirror, and
+    ``channels: [defaults]`` when the file names no ``channels`` (conda >= 25.9 implies none).
 
     Layout: TUNA/BFSU-style ``<url>/pkgs/<channel>`` for the default channels and ``<url>/cloud``
     for community channels, unless the catalog entry (options ``catalog``: the service's list in
@@ -347,6 +348,12 @@ def render_condarc(current, selection, options=None):
         custom = {name: alias for name in
                   _channel_names(_opt(options, "custom_channels", []), "conda_mirror_custom_channels")}
     settings = {"channel_alias": alias, "default_channels": defaults, "custom_channels": custom}
+    # conda >= 25.9 no longer implies ``defaults`` when no ``channels`` are set (NoChannelsConfiguredError),
+    # so default_channels alone would point at the mirror and install nothing. ``channels: [defaults]`` is
+    # added only when the file names none (no key, or the key with no value); a list of the user's (even
+    # an empty one) is never changed nor reordered.
+    if config_merge.condarc_parse(current, path).get("channels") is None:
+        settings["channels"] = ["defaults"]
     show = _opt(options, "show_channel_urls")
     if show is not None:
         settings["show_channel_urls"] = bool(show)

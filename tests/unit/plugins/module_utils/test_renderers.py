@@ -195,6 +195,7 @@ def test_condarc_tuna_layout():
         "channel_alias": CONDA + "/cloud",
         "default_channels": [CONDA + "/pkgs/main", CONDA + "/pkgs/r"],
         "custom_channels": {"conda-forge": CONDA + "/cloud", "pytorch": CONDA + "/cloud"},
+        "channels": ["defaults"],  # a file with no channels: conda >= 25.9 implies none (issue 20)
         "show_channel_urls": True,
     }
 

@@ -143,7 +143,7 @@ options:
     default: /run/gpulab/mirrors.lock
     version_added: 1.1.0
   lock_wait_s:
-    description: How long to wait for O(lock_path) before failing without writing anything.
+    description: How long to wait for O(lock_path); then nothing is written and RV(deferred) says why (before 1.3.0 the module failed).
     type: int
     default: 120
     version_added: 1.1.0

@@ -261,6 +261,7 @@ def test_failover_writer_then_the_watcher_move_conda(conda_client, mirrors, tmp_
         done = subprocess.run(["/usr/bin/python3", str(pyz), "--config", str(tmp_path / "mirrors.json"), "--once",
                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
                               check=False)
+        assert done.stdout.startswith("{"), (done.returncode, done.stdout, done.stderr)
         report = json.loads(done.stdout)["services"]["conda"]
         actions.append(report["action"])
         if report["action"] == "failover":

@@ -75,3 +75,13 @@ def test_the_filter_names_itself_and_reads_a_string_bool():
         gpu_health({"summary": "no verdict"})
     with pytest.raises(AnsibleFilterError, match="gpulab.provision.validate_gpu_health"):
         gpu_health(None)
+
+
+def test_the_filter_has_its_doc_file():
+    import yaml  # pylint: disable=import-outside-toplevel
+    assert set(FilterModule().filters()) == {"validate_gpu_health"}
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+    with open(os.path.join(root, "plugins", "filter", "validate_gpu_health.yml"), encoding="utf-8") as handle:
+        doc = yaml.safe_load(handle)
+    assert doc["DOCUMENTATION"]["name"] == "validate_gpu_health"
+    assert doc["EXAMPLES"] and doc["RETURN"]["_value"]

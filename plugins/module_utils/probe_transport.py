@@ -23,7 +23,15 @@ import zlib
 
 from urllib.parse import urlsplit
 
-from ansible.module_utils.urls import HTTPRedirectHandler, make_context
+from ansible.module_utils.urls import make_context
+
+try:
+    from ansible.module_utils.urls import HTTPRedirectHandler
+except ImportError:  # ansible-core 2.16: the same handler, made by a factory (2.17 made it a class)
+    from ansible.module_utils.urls import RedirectHandlerFactory
+
+    def HTTPRedirectHandler(follow_redirects=None):
+        return RedirectHandlerFactory(follow_redirects)()
 
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import ProbeSpecError
 from ansible_collections.gpulab.provision.plugins.module_utils.proxy import proxy_for

@@ -21,7 +21,7 @@ import os
 import time
 import urllib.error
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import SSLValidationError, open_url
@@ -100,12 +100,23 @@ def fetch_archive(url, dest, partial_dir, checksum, timeout=600, attempts=3, val
         return ImageArchiveError(mask(msg), kind=kind, attempts=tries, resumed_from=resumed_from,
                                  notes=[mask(n) for n in notes])
 
+    # The URL's user and password, percent-decoded, given to open_url apart: ansible-core 2.17 and
+    # later decode a URL's userinfo themselves, 2.16 sent it still encoded (401 for an encoded secret).
+    plain_url, auth = url, {}
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        userinfo, _sep, hostport = parts.netloc.rpartition("@")
+        user, _sep, password = userinfo.partition(":")
+        plain_url = urlunsplit(parts._replace(netloc=hostport))
+        auth = {"url_username": unquote(user), "url_password": unquote(password)}
+
     while tries < attempts:
         tries += 1
         offset = os.path.getsize(part) if os.path.exists(part) else 0
         headers = {"Range": "bytes=%d-" % offset} if offset else {}
         try:
-            resp = opener(url, headers=headers, timeout=timeout, validate_certs=validate_certs, use_netrc=False)
+            resp = opener(plain_url, headers=headers, timeout=timeout, validate_certs=validate_certs, use_netrc=False,
+                          **auth)
             try:
                 status = resp.getcode()
                 if offset and status == 206:

@@ -10,7 +10,7 @@ export ANSIBLE_FORCE_COLOR := 0
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help deps host venv image lint yamllint ansible-lint sanity unit molecule test demo demo-clean bench build clean \
-  artifact-check tools-venv docs docs-lint ee-check ee-image release release-check
+  artifact-check tools-venv docs docs-lint ee-check ee-image release release-check test-matrix
 
 help:
 	@echo "make test   lint, sanity, unit and every Molecule scenario (installs what it needs)"
@@ -82,7 +82,12 @@ molecule: deps
 	  docker volume ls -q --filter name=gpulab-molecule-$$s- | xargs -r docker volume rm >/dev/null 2>&1 || true; \
 	  [ $$rc -eq 0 ] || exit $$rc; done
 
-test: deps lint artifact-check release-check docs-lint docs ee-check sanity unit molecule
+# The older ansible-core lines (2.16, 2.17, 2.18; .venv is 2.19): unit, sanity and one whole-lab
+# scenario each, in a venv per line (scripts/core-matrix.sh; CORE_LINES= picks lines).
+test-matrix: deps build
+	bash scripts/core-matrix.sh all
+
+test: deps lint artifact-check release-check docs-lint docs ee-check sanity unit molecule test-matrix
 	@echo "make test: all passed"
 
 demo: deps

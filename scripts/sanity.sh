@@ -7,8 +7,9 @@
 # (.venv-sanity: ansible-core plus the sanity tests' pinned requirements, from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SVENV=$PWD/.venv-sanity
-core=$(grep -E '^ansible-core==' requirements/dev.txt)
+# SANITY_VENV and SANITY_CORE: another ansible-core line's sanity (scripts/core-matrix.sh).
+SVENV=${SANITY_VENV:-$PWD/.venv-sanity}
+core=${SANITY_CORE:-$(grep -E '^ansible-core==' requirements/dev.txt)}
 if [[ ! -x $SVENV/bin/ansible-test || $(cat "$SVENV/.stamp" 2>/dev/null) != "$core" ]]; then
   rm -rf "$SVENV"; python3 -m venv "$SVENV"
   "$SVENV/bin/pip" install -q --disable-pip-version-check "$core"

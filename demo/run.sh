@@ -14,6 +14,9 @@
 #  3. every public PyPI mirror dies: a fresh venv still installs the same packages (the cache).
 #  4. the cache node's devpi stops, the lab mirror comes back: failover.yml moves the GPU hosts to it.
 #  5. the report, with its cache-node section.
+#  6. GPU node health: gpu2 gets a fake nvidia-smi serving a recorded H100 report with a row remap
+#     pending (and the kernel log's Xid 48 that caused it); playbooks/validate.yml judges gpu2
+#     degraded, names it with its problems and fails it; gpu1 and gpu3 (no GPU) are SKIPPED.
 # Usage: demo/run.sh [--clean] (DEMO_KEEP=1 keeps the lab running afterwards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -233,6 +236,32 @@ say "Report after the failover ($STATE/report-failover.json)"
 report "$STATE/report-failover.json"
 grep -q "fell back: gpu1 (on lab), gpu2 (on lab), gpu3 (on lab)" <(report "$STATE/report-failover.json" cache) \
   || fail "the failover report does not show every GPU host fallen back from cache1 to lab"
+
+say "GPU node health: gpu2's GPU has a row remap pending (a fake nvidia-smi serving a recorded H100 report)"
+# The containers have no GPU: gpu2 gets tests/fixtures/gpu-health's fake nvidia-smi, the real H100
+# report with the fault the driver prints after an uncorrectable error, and the kernel log lines of
+# that error (gpu_health_kernel_log_sources in host_vars/gpu2.yml). No kernel module is loaded, so
+# validate.yml's driver checks FAIL there too (a fake is never believed as a driver); gpu_health is
+# the step's point.
+FX=$ROOT/tests/fixtures/gpu-health
+docker cp "$FX/fake-nvidia-smi" gpulab-demo-gpu2:/usr/local/bin/nvidia-smi
+docker cp "$FX/h100-remap-pending.xml" gpulab-demo-gpu2:/etc/gpulab-fake-smi.xml
+docker cp "$ROOT/tests/fixtures/nvidia-smi/h100-80gb-hbm3-580-open.q.txt" gpulab-demo-gpu2:/etc/gpulab-fake-smi.q.txt
+docker cp "$FX/dmesg-xid48-remap.txt" gpulab-demo-gpu2:/var/log/gpulab-kern.log
+log=$STATE/logs/validate.log
+# (JSON results: the summary's lines are read back from the log below)
+if ANSIBLE_CALLBACK_RESULT_FORMAT=json ansible-playbook -i "$INV" playbooks/validate.yml -e gpulab_validate_hosts=lab >"$log" 2>&1; then
+  fail "validate.yml passed: gpu2 should have failed as degraded (log: $log)"
+fi
+# The validation summary (the debug task's list, one line per host and check), as printed.
+sed -n '/TASK \[Print one line per host and check\]/,/^PLAY /p' "$log" | sed -n 's/^ *"\(.*\)",\{0,1\}$/  \1/p'
+sed -n '/^PLAY RECAP/,$p' "$log" | sed '/^$/d'
+grep -Eq '"gpu2 +gpu_health +FAIL +degraded: GPU 0 ' "$log" || fail "validate.yml did not judge gpu2 degraded (log: $log)"
+grep -Eq '^gpu2 +: .* failed=1 ' "$log" || fail "validate.yml did not fail gpu2 (log: $log)"
+for h in gpu1 gpu3; do
+  grep -Eq "\"$h +gpu_health +SKIPPED " "$log" || fail "validate.yml: $h's gpu_health is not SKIPPED (log: $log)"
+  grep -Eq "^$h +: .* failed=0 " "$log" || fail "validate.yml failed $h, which has no GPU (log: $log)"
+done
 
 [[ ${DEMO_KEEP:-0} == 1 ]] && echo "lab kept running: demo/run.sh --clean removes it"
 echo

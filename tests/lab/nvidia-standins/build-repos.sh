@@ -10,6 +10,16 @@
 # OUT_DIR/toolkit  flat repository ("/" suite, NVIDIA's layout) with the toolkit at two versions
 # OUT_DIR/key.asc  the throwaway public key both are signed with (the secret key is deleted)
 #
+# On a host whose /etc/os-release says ID=ubuntu (molecule/nvidia_ubuntu: a Debian base that
+# identifies as Ubuntu 22.04 or 24.04), Ubuntu's and NVIDIA's names and layouts instead of Debian's:
+# OUT_DIR/ubuntu   Ubuntu-archive layout (dists/<codename>/restricted): nvidia-driver-<branch>-server
+#                  [-open], nvidia-utils-, libnvidia-compute-, nvidia-compute-utils- (nvidia-persistenced),
+#                  nvidia-dkms-<branch>-server[-open], ... at <v>-0ubuntu0.<VERSION_ID>.1 and .2,
+#                  each with "Source: nvidia-graphics-drivers-<branch>-server" as Ubuntu builds them
+# OUT_DIR/cuda/repos/ubuntu<NNNN>/<arch>/  NVIDIA's flat CUDA repository layout: cuda-keyring,
+#                  cuda-drivers-<branch>, nvidia-open-<branch>, nvidia-driver-<branch>[-open], ... at
+#                  <v>-0ubuntu1 and <v>-1ubuntu1, and the key as NVIDIA publishes it (3bf863cc.pub)
+#
 # Needs dpkg-deb, apt-ftparchive (apt-utils) and gpg; all are in the gpulab base image.
 set -euo pipefail
 
@@ -18,6 +28,8 @@ fixtures=${2:?FIXTURE_DIR}
 fixture=${3:?FIXTURE_NAME, e.g. h100-80gb-hbm3}
 kernel=${4:-$(uname -r)}
 codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+os_id=$(. /etc/os-release && echo "$ID")
+os_version=$(. /etc/os-release && echo "$VERSION_ID")
 arch=$(dpkg --print-architecture)
 driver_version=$(sed -n 's/.*Driver Version *: *\([0-9.]*\).*/\1/p' "$fixtures/$fixture.q.txt" | head -1)
 [[ -n $driver_version ]] || { echo "no Driver Version in $fixtures/$fixture.q.txt" >&2; exit 1; }
@@ -26,7 +38,7 @@ toolkit_versions=(1.17.8-1 1.17.9-1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
-mkdir -p "$out/debian/pool" "$out/debian/dists/$codename/non-free/binary-$arch" "$out/toolkit"
+mkdir -p "$out/toolkit"
 
 # pkg NAME VERSION DEST_DIR "Depends line or empty" [SRC_TREE]
 pkg() {
@@ -37,14 +49,15 @@ pkg() {
   {
     echo "Package: $name"
     echo "Version: $version"
-    echo "Architecture: $arch"
+    [[ -n ${PKG_SOURCE:-} ]] && echo "Source: $PKG_SOURCE"
+    echo "Architecture: ${PKG_ARCH:-$arch}"
     echo "Maintainer: gpulab.provision tests <tests@gpulab.invalid>"
     [[ -n $depends ]] && echo "Depends: $depends"
     echo "Section: non-free/misc"
     echo "Priority: optional"
     echo "Description: STAND-IN for $name (gpulab.provision tests, not NVIDIA software)"
   } >"$root/DEBIAN/control"
-  dpkg-deb --root-owner-group -Zxz --build "$root" "$dest/${name}_${version#*:}_${arch}.deb" >/dev/null
+  dpkg-deb --root-owner-group -Zxz --build "$root" "$dest/${name}_${version#*:}_${PKG_ARCH:-$arch}.deb" >/dev/null
 }
 
 # --- driver side (Debian non-free names) -------------------------------------------------------
@@ -91,27 +104,78 @@ cat >"$dkmstree/usr/sbin/dkms" <<EOF
 [ "\$1" = status ] || { echo "dkms stand-in: only 'status' is supported" >&2; exit 2; }
 kernels=\$(ls /usr/src | sed -n 's/^linux-headers-//p')
 [ "\$2" = -k ] && kernels=\$3
-for src in /usr/src/nvidia-current-*; do
+# Debian registers /usr/src/nvidia-current-<v> (PACKAGE_NAME nvidia-current), Ubuntu /usr/src/nvidia-<v> (nvidia).
+for src in /usr/src/nvidia-*; do
   [ -f "\$src/dkms.conf" ] || continue
-  v=\${src#/usr/src/nvidia-current-}
+  n=\$(sed -n 's/^PACKAGE_NAME="\\(.*\\)"/\\1/p' "\$src/dkms.conf")
+  v=\$(sed -n 's/^PACKAGE_VERSION="\\(.*\\)"/\\1/p' "\$src/dkms.conf")
   built=""
   for k in \$kernels; do
-    if [ -d "/usr/src/linux-headers-\$k" ]; then echo "nvidia-current/\$v, \$k, $arch: installed"; built=1; fi
+    if [ -d "/usr/src/linux-headers-\$k" ]; then echo "\$n/\$v, \$k, $arch: installed"; built=1; fi
   done
-  [ -n "\$built" ] || echo "nvidia-current/\$v: added"
+  [ -n "\$built" ] || echo "\$n/\$v: added"
 done
 EOF
 chmod 0755 "$dkmstree/usr/sbin/dkms"
 # The epoch keeps apt from preferring the real dkms of the Debian archive the test host also has.
-pkg dkms 1:3.0.10-8+standin1 "$out/debian/pool" "" "$dkmstree"
+[[ $os_id == ubuntu ]] || mkdir -p "$out/debian/pool" "$out/debian/dists/$codename/non-free/binary-$arch"
+[[ $os_id == ubuntu ]] || pkg dkms 1:3.0.10-8+standin1 "$out/debian/pool" "" "$dkmstree"
 
 headers="$work/tree-headers"
 mkdir -p "$headers/usr/src/linux-headers-$kernel"
 echo "# STAND-IN headers of $kernel (gpulab.provision tests)" >"$headers/usr/src/linux-headers-$kernel/Makefile"
 
+# Ubuntu's layout of one branch (Ubuntu's archive and NVIDIA's Ubuntu repository name them alike):
+#   ubuntu_branch DEST VERSION SUFFIX SOURCE  (SUFFIX "-server" for Ubuntu's -server flavour, "" for NVIDIA's)
+# nvidia-driver-* Depends on its parts at the same version, as Ubuntu's and NVIDIA's packages do;
+# nvidia-compute-utils-* carries nvidia-persistenced and its unit; nvidia-dkms-* registers
+# /usr/src/nvidia-<version> (DKMS name "nvidia").
+ubuntu_branch() {
+  local dest=$1 v=$2 sfx=$3 src=$4 b=${driver_version%%.*} flavour ksrc
+  local B="$b$sfx"
+  export PKG_SOURCE=$src
+  pkg "libnvidia-compute-$B" "$v" "$dest" ""
+  pkg "nvidia-utils-$B" "$v" "$dest" "libnvidia-compute-$B (= $v)" "$smi"
+  pkg "nvidia-compute-utils-$B" "$v" "$dest" "libnvidia-compute-$B (= $v)" "$persist"
+  pkg "nvidia-kernel-common-$B" "$v" "$dest" ""
+  for flavour in "" -open; do
+    ksrc="$work/tree-ubuntu-ksrc$flavour-$v"
+    mkdir -p "$ksrc/usr/src/nvidia-$driver_version"
+    printf 'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="%s"\n' "$driver_version" >"$ksrc/usr/src/nvidia-$driver_version/dkms.conf"
+    pkg "nvidia-dkms-$B$flavour" "$v" "$dest" "dkms, nvidia-kernel-common-$B (= $v)" "$ksrc"
+    pkg "nvidia-driver-$B$flavour" "$v" "$dest" \
+      "nvidia-dkms-$B$flavour (= $v), nvidia-utils-$B (= $v), libnvidia-compute-$B (= $v), nvidia-compute-utils-$B (= $v), nvidia-kernel-common-$B (= $v)"
+  done
+  unset PKG_SOURCE
+}
+
+if [[ $os_id == ubuntu ]]; then
+  # Ubuntu's archive: restricted, two revisions of the recorded version in Ubuntu's format.
+  u="$out/ubuntu/pool/restricted"
+  mkdir -p "$u" "$out/ubuntu/dists/$codename/restricted/binary-$arch"
+  for uv in "$driver_version-0ubuntu0.$os_version.1" "$driver_version-0ubuntu0.$os_version.2"; do
+    ubuntu_branch "$u" "$uv" -server "nvidia-graphics-drivers-${driver_version%%.*}-server"
+  done
+  pkg dkms 1:3.0.10-8+standin1 "$u" "" "$dkmstree"
+  pkg "linux-headers-$kernel" 1.0-1 "$u" "" "$headers"
+  # NVIDIA's CUDA repository for this release: flat, repos/ubuntu<NNNN>/<arch>/ (x86_64, sbsa).
+  cuda_arch=$(uname -m); [[ $cuda_arch == aarch64 ]] && cuda_arch=sbsa
+  c="$out/cuda/repos/ubuntu${os_version//./}/$cuda_arch"
+  mkdir -p "$c"
+  for cv in "$driver_version-0ubuntu1" "$driver_version-1ubuntu1"; do
+    ubuntu_branch "$c" "$cv" "" "nvidia-graphics-drivers-${driver_version%%.*}"
+    # The metapackages NVIDIA documents (cuda-drivers-<branch>, nvidia-open-<branch>) take the newest
+    # driver of the branch (>=), as NVIDIA's do: pinning the metapackage alone does not hold the driver.
+    PKG_SOURCE="cuda-drivers-${driver_version%%.*}" pkg "cuda-drivers-${driver_version%%.*}" "$cv" "$c" \
+      "nvidia-driver-${driver_version%%.*} (>= $driver_version)"
+    PKG_SOURCE="nvidia-open-${driver_version%%.*}" pkg "nvidia-open-${driver_version%%.*}" "$cv" "$c" \
+      "nvidia-driver-${driver_version%%.*}-open (>= $driver_version)"
+  done
+fi
+
 # Two Debian revisions of the recorded driver version, so a version pin has something to hold back.
 d="$out/debian/pool"
-for dv in "$driver_version-1" "$driver_version-2"; do
+[[ $os_id == ubuntu ]] || for dv in "$driver_version-1" "$driver_version-2"; do
   pkg libnvidia-ml1 "$dv" "$d" ""
   pkg libcuda1 "$dv" "$d" "libnvidia-ml1 (= $dv)"
   pkg nvidia-smi "$dv" "$d" "libnvidia-ml1 (= $dv)" "$smi"
@@ -123,7 +187,7 @@ for dv in "$driver_version-1" "$driver_version-2"; do
   pkg nvidia-driver "$dv" "$d" "nvidia-kernel-dkms (= $dv), libcuda1 (= $dv)"
   pkg nvidia-persistenced "$dv" "$d" "" "$persist"
 done
-pkg "linux-headers-$kernel" 1.0-1 "$d" "" "$headers"
+[[ $os_id == ubuntu ]] || pkg "linux-headers-$kernel" 1.0-1 "$d" "" "$headers"
 
 # --- container toolkit side (libnvidia-container names) ----------------------------------------
 for v in "${toolkit_versions[@]}"; do
@@ -179,23 +243,52 @@ EOF
 done
 
 # --- indexes, Release files, signatures ------------------------------------------------------
-(cd "$out/debian" && apt-ftparchive packages pool >"dists/$codename/non-free/binary-$arch/Packages")
-gzip -9nk "$out/debian/dists/$codename/non-free/binary-$arch/Packages"
-apt-ftparchive -o APT::FTPArchive::Release::Origin=gpulab-standin -o APT::FTPArchive::Release::Suite="$codename" \
-  -o APT::FTPArchive::Release::Codename="$codename" -o APT::FTPArchive::Release::Components=non-free \
-  -o APT::FTPArchive::Release::Architectures="$arch" release "$out/debian/dists/$codename" >"$work/Release"
-mv "$work/Release" "$out/debian/dists/$codename/Release"
-(cd "$out/toolkit" && apt-ftparchive packages . >Packages && gzip -9nk Packages \
-  && apt-ftparchive -o APT::FTPArchive::Release::Origin=gpulab-standin release . >"$work/Release" \
-  && mv "$work/Release" Release)
+# suite_repo ROOT COMPONENT ORIGIN: a suite layout under ROOT/dists/$codename
+suite_repo() {
+  local root=$1 comp=$2 origin=$3
+  (cd "$root" && apt-ftparchive packages pool >"dists/$codename/$comp/binary-$arch/Packages")
+  gzip -9nk "$root/dists/$codename/$comp/binary-$arch/Packages"
+  apt-ftparchive -o APT::FTPArchive::Release::Origin="$origin" -o APT::FTPArchive::Release::Suite="$codename" \
+    -o APT::FTPArchive::Release::Codename="$codename" -o APT::FTPArchive::Release::Components="$comp" \
+    -o APT::FTPArchive::Release::Architectures="$arch" release "$root/dists/$codename" >"$work/Release"
+  mv "$work/Release" "$root/dists/$codename/Release"
+}
+# flat_repo DIR: a flat ("/") repository, NVIDIA's layout
+flat_repo() {
+  (cd "$1" && apt-ftparchive packages . >Packages && gzip -9nk Packages \
+    && apt-ftparchive -o APT::FTPArchive::Release::Origin=gpulab-standin release . >"$work/Release" \
+    && mv "$work/Release" Release)
+}
+signed=("$out/toolkit")
+if [[ $os_id == ubuntu ]]; then
+  suite_repo "$out/ubuntu" restricted Ubuntu
+  signed+=("$out/ubuntu/dists/$codename")
+else
+  suite_repo "$out/debian" non-free gpulab-standin
+  signed+=("$out/debian/dists/$codename")
+fi
 
 export GNUPGHOME="$work/gnupg"
 mkdir -m 0700 "$GNUPGHOME"
 gpg --batch --quiet --passphrase '' --quick-gen-key "gpulab stand-in repo <standin@gpulab.invalid>" ed25519 sign 1d
 gpg --batch --quiet --armor --export >"$out/key.asc"
-for rel in "$out/debian/dists/$codename" "$out/toolkit"; do
+if [[ $os_id == ubuntu ]]; then
+  # cuda-keyring, as NVIDIA's: the repository's keyring and a one-line source naming it. Built after
+  # the key exists, then indexed with the rest of the flat repository.
+  kr="$work/tree-cuda-keyring"
+  mkdir -p "$kr/usr/share/keyrings" "$kr/etc/apt/sources.list.d"
+  gpg --batch --quiet --export >"$kr/usr/share/keyrings/cuda-archive-keyring.gpg"
+  echo "deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] ${CUDA_REPO_URL:-http://127.0.4.1:8081/cuda/repos/ubuntu${os_version//./}/$cuda_arch}/ /" \
+    >"$kr/etc/apt/sources.list.d/cuda-ubuntu${os_version//./}-$cuda_arch.list"
+  PKG_ARCH=all pkg cuda-keyring 1.1-1 "$c" "" "$kr"
+  cp "$out/key.asc" "$c/3bf863cc.pub"
+  flat_repo "$c"
+  signed+=("$c")
+fi
+flat_repo "$out/toolkit"
+for rel in "${signed[@]}"; do
   gpg --batch --quiet --yes --clearsign -o "$rel/InRelease" "$rel/Release"
   gpg --batch --quiet --yes -abs -o "$rel/Release.gpg" "$rel/Release"
 done
 # The secret key dies with $work (trap above); only key.asc stays.
-echo "stand-in repositories in $out (driver $driver_version-1 and -2, toolkit ${toolkit_versions[*]}, kernel $kernel)"
+echo "stand-in repositories in $out ($os_id $codename: driver $driver_version, toolkit ${toolkit_versions[*]}, kernel $kernel)"

@@ -34,10 +34,21 @@ def secrets_in(value):
     return found
 
 
+class LongestFirst(set):
+    """A set of no_log values that iterates longest first, the order ansible-core 2.19's
+    remove_values replaces them in. Before 2.19 it replaced them in the set's order (random per
+    process): of two secrets where one holds the other (one mirror's password starts with another's),
+    the shorter replaced first left the rest of the longer one in the output."""
+
+    def __iter__(self):
+        return iter(sorted(set.__iter__(self), key=len, reverse=True))
+
+
 class SecretArgsModule(AnsibleModule):
     """An AnsibleModule whose output (result, failure, ``invocation``) never holds a URL's secret
     that came in with its arguments, whatever option carried it and however the module ends."""
 
     def _load_params(self):
         super()._load_params()
+        self.no_log_values = LongestFirst(self.no_log_values)
         self.no_log_values.update(secrets_in(self.params))

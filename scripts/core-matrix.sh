@@ -70,14 +70,19 @@ sanity() {
 }
 
 molecule() {
+  # Timed inside the lock: the wait for another scenario is not this line's time.
+  with_line "$1" flock /tmp/gpulab-docker.lock bash "$ROOT/scripts/core-matrix.sh" _molecule_locked "$1"
+}
+
+molecule_locked() {
   local s=$SCENARIO rc=0
-  timed "ansible-core $1 molecule $s" with_line "$1" flock /tmp/gpulab-docker.lock bash -c '
-      ansible --version | sed -n 1p
-      rc=0; python -m molecule test -s "$1" || rc=$?
-      docker volume ls -q --filter name=gpulab-molecule-"$1"- | xargs -r docker volume rm >/dev/null 2>&1 || true
-      exit $rc' _ "$s" || rc=$?
+  ansible --version | sed -n 1p
+  timed "ansible-core $1 molecule $s" python -m molecule test -s "$s" || rc=$?
+  docker volume ls -q --filter name="gpulab-molecule-$s-" | xargs -r docker volume rm >/dev/null 2>&1 || true
   return $rc
 }
+
+if [[ ${1:-} == _molecule_locked ]]; then molecule_locked "$2"; exit; fi
 
 steps=("$@"); [[ ${#steps[@]} -gt 0 ]] || steps=(all)
 t_all=$SECONDS

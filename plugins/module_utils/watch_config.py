@@ -57,6 +57,12 @@ def _written_as(role):
             "credentials_group": role.get("credentials_group") or "root"}
 
 
+def _set(value):
+    """Whether an option was given: None is unset, and so is "" (``x | default(none)`` in the roles'
+    vars renders as an empty string before ansible-core 2.19; no option here takes an empty string)."""
+    return value is not None and value != ""
+
+
 def _clients(service, opts):
     """The client files of ``service`` with the renderer options and file settings the config roles use."""
     pip, conda, docker = opts["pip"], opts["conda"], opts["docker"]
@@ -104,8 +110,8 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
     opts = {}
     for key, default in DEFAULT_CLIENTS.items():
         given = (clients or {}).get(key) or {}
-        opts[key] = dict(default, **{k: v for k, v in given.items() if v is not None})
-    merged = dict(DEFAULT_SETTINGS, **{k: v for k, v in (settings or {}).items() if v is not None})
+        opts[key] = dict(default, **{k: v for k, v in given.items() if _set(v)})
+    merged = dict(DEFAULT_SETTINGS, **{k: v for k, v in (settings or {}).items() if _set(v)})
     confirm = merged["confirm"]
     if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 1:
         raise WatchError("mirror_watch_confirm: %r must be a whole number >= 1" % (confirm,))

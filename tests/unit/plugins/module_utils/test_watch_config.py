@@ -41,6 +41,19 @@ def test_options_follow_the_config_roles_variables():
     assert docker[1]["path"] == "/etc/containerd/certs.d/docker.io/hosts.toml"
 
 
+def test_an_empty_string_is_an_unset_option():
+    # roles/mirror_watch/vars/main.yml passes `x | default(none)`, which ansible-core before 2.19
+    # renders as "": failover.yml then wrote no file at all (every path was "").
+    unset = {"pip": {k: "" for k in ("service", "conf_path", "timeout", "retries", "manage_uv", "uv_conf_path",
+                                     "backup", "backup_keep", "credentials_group")},
+             "conda": {k: "" for k in ("service", "condarc_path", "custom_channels", "default_channels",
+                                       "show_channel_urls", "backup", "backup_keep", "credentials_group")},
+             "docker": {k: "" for k in ("service", "daemon_json_path", "unit", "containerd_certs_dir",
+                                        "backup", "backup_keep")}}
+    got = watch_config(MIRRORS, SERVICES, clients=unset, settings={"ca_path": "", "lock_path": ""})
+    assert got == watch_config(MIRRORS, SERVICES)
+
+
 def test_credentials_make_it_sensitive():
     mirrors = dict(MIRRORS, pypi=[{"name": "lab", "url": "https://user:token@pypi.lab.example/simple"}])
     assert watch_config(mirrors, SERVICES)["sensitive"] is True

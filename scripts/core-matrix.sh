@@ -8,7 +8,7 @@
 # for each line in $CORE_LINES (default: 2.16 2.17 2.18; 2.19 is .venv's line, run by make test's
 # unit, sanity and molecule targets). Usage: core-matrix.sh [venv|unit|sanity|molecule|all]...
 # `all` (make test-matrix) runs unit and sanity on every line and the scenario on the lines in
-# $CORE_MATRIX_MOLECULE_LINES (default 2.16, the oldest: CI time; README, "controller versions").
+# $CORE_MATRIX_MOLECULE_LINES (default: every line in $CORE_LINES).
 #
 # One venv per line, .venv-core-2.NN: ansible-core pinned by requirements/core-2.NN.txt and nothing
 # else; pytest, molecule, trustme, ... come from .venv through a .pth file placed after the venv's
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 LINES=${CORE_LINES:-2.16 2.17 2.18}
 SCENARIO=${CORE_MATRIX_SCENARIO:-pip_mirror}
-MOLECULE_LINES=${CORE_MATRIX_MOLECULE_LINES:-2.16}
+MOLECULE_LINES=${CORE_MATRIX_MOLECULE_LINES:-$LINES}
 MAIN=$ROOT/${VENV:-.venv}
 main_site=$("$MAIN/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 

@@ -3,7 +3,7 @@
 # running. Idempotent: on a machine that already has everything it only checks and returns.
 set -euo pipefail
 
-PKGS=(docker.io debootstrap docker-registry apt-utils gpg zstd rsync make git curl ca-certificates openssl shellcheck)
+PKGS=(docker.io debootstrap docker-registry apt-utils gpg zstd rsync make git curl ca-certificates openssl shellcheck prometheus prometheus-node-exporter)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,6 +20,13 @@ fi
 if pgrep -f 'docker-registry serve /etc/docker/registry/config.yml' >/dev/null 2>&1; then
   pkill -f 'docker-registry serve /etc/docker/registry/config.yml' || true
 fi
+
+# prometheus (promtool, and the real server the metrics scenario scrapes with) and
+# prometheus-node-exporter: their package services would listen on :9090 and :9100 of every
+# address; stop them. The tests start their own, on loopback, with their own flags.
+for svc in prometheus prometheus-node-exporter; do
+  pkill -x "$svc" 2>/dev/null || true
+done
 
 docker_ok() { timeout 10 docker info >/dev/null 2>&1; }
 if ! docker_ok; then

@@ -5,9 +5,13 @@
 
 Standard library only: the host needs python3 and nothing else.
 
-    gpulab-gpu-health [--config PATH] [--json] [--all] [--slurm] [--node NAME]
+    gpulab-gpu-health [--config PATH] [--json] [--all] [--slurm] [--node NAME] [--metrics-dir DIR]
 
 Exit status: 0 healthy, 1 degraded, 2 could not assess (unknown, or a bad configuration).
+With ``--metrics-dir`` (the role's wrapper passes ``gpulab_metrics_dir``) each run also writes
+``DIR/gpulab_gpu_health.prom`` for node_exporter's textfile collector (``gpu_health_metrics``);
+a metrics problem is a warning on stderr naming gpulab_metrics_dir and changes neither the
+verdict, the exit status nor the Slurm action.
 Fits Slurm's ``HealthCheckProgram`` and a prolog (a few seconds: one ``nvidia-smi -q -x``, one
 ``nvlink -s``, the kernel log; every command under a deadline). With ``--slurm`` it acts on the
 node: degraded -> ``scontrol update nodename=N state=drain reason="gpulab: <summary>"``; healthy ->
@@ -23,6 +27,7 @@ import os
 import re
 import socket
 import sys
+import time
 
 from ansible_collections.gpulab.provision.plugins.module_utils.command_deadline import run_with_deadline
 from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health import (
@@ -32,7 +37,8 @@ from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health import
     build_config,
     table,
 )
-from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health_host import find_command, observe
+from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health_host import find_command, observe, read_boot_id
+from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health_metrics import write_or_warn
 
 DEFAULT_CONFIG = "/etc/gpulab/gpu-health.json"
 REASON_PREFIX = "gpulab:"
@@ -121,6 +127,13 @@ def load_config(path):
     return build_config(settings)
 
 
+def write_metrics(directory, health, observed, err):
+    """The .prom file when a directory is given; a problem is one warning line on *err*, nothing more."""
+    _result, warning = write_or_warn(directory, health, observed)
+    if warning:
+        err.write("gpulab-gpu-health: warning: %s\n" % warning)
+
+
 def main(argv=None, environ=None, out=None, err=None):
     environ = os.environ if environ is None else environ
     out = sys.stdout if out is None else out
@@ -133,13 +146,20 @@ def main(argv=None, environ=None, out=None, err=None):
     parser.add_argument("--slurm", action="store_true", help="drain the node when degraded, resume it when healthy "
                         "and drained by this command")
     parser.add_argument("--node", help="Slurm node name (default $SLURMD_NODENAME, else hostname -s)")
+    parser.add_argument("--metrics-dir", default="", help="write gpulab_gpu_health.prom there for node_exporter's "
+                        "textfile collector (default: none, no metrics)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
     except (OSError, ValueError) as exc:
         err.write("gpulab-gpu-health: bad configuration %s: %s\n" % (args.config, exc))
+        # The metrics say so too (verdict unknown, this boot's Xid counts kept), rather than go stale.
+        write_metrics(args.metrics_dir, {"verdict": "unknown", "gpus": [], "checks": []},
+                      {"boot_id": read_boot_id(), "now": time.time()}, err)
         return EXIT_CODES["unknown"]
-    health = assess(observe(config), config)
+    observed = observe(config)
+    health = assess(observed, config)
+    write_metrics(args.metrics_dir, health, observed, err)
     if args.json:
         out.write(json.dumps(health, indent=2, sort_keys=True) + "\n")
     else:

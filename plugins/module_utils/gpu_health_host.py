@@ -24,6 +24,9 @@ from ansible_collections.gpulab.provision.plugins.module_utils.nvidia_smi import
 # cron) or the driver sits on a mount (the recorded H100 host: /usr/local/nvidia/bin).
 FALLBACK_DIRS = ("/usr/bin", "/usr/local/bin", "/usr/local/nvidia/bin", "/opt/nvidia/bin")
 PROC_UPTIME = "/proc/uptime"
+# The kernel's random id of this boot (a new one at each boot): the metrics' Xid counts are kept per boot.
+PROC_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+PROC_STAT = "/proc/stat"
 # A kernel log file is read from its last MAX_LOG_BYTES (a kern.log that was never rotated must not
 # cost the health check its seconds); a boot's Xids are near its end.
 MAX_LOG_BYTES = 32 * 1024 * 1024
@@ -140,6 +143,25 @@ def read_uptime(path=PROC_UPTIME):
         return None
 
 
+def read_boot_id(path=PROC_BOOT_ID, stat_path=PROC_STAT):
+    """This boot's id: the kernel's boot_id, else ``btime:<boot time>`` from /proc/stat, else None."""
+    try:
+        with open(path, "r", encoding="ascii") as handle:
+            value = handle.read().strip()
+        if value:
+            return value
+    except (IOError, OSError, ValueError):
+        pass
+    try:
+        with open(stat_path, "r", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("btime "):
+                    return "btime:%s" % line.split()[1]
+    except (IOError, OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def observe(config):
     """Everything :func:`gpu_health.assess` reads, gathered on this host."""
     started = time.time()
@@ -157,4 +179,4 @@ def observe(config):
         thresholds = config["thresholds"]
         dcgm = observe_dcgm(thresholds["dcgm_diag_level"], thresholds["dcgm_diag_timeout_s"])
     return {"smi": smi, "nvlink": nvlink, "kernel_log": kernel_log, "dcgm": dcgm, "uptime_s": read_uptime(),
-            "now": time.time(), "started": started}
+            "boot_id": read_boot_id(), "now": time.time(), "started": started}

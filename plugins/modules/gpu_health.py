@@ -18,7 +18,9 @@ description:
   - The same assessment as the C(gpulab-gpu-health) command that the C(gpulab.provision.gpu_health) role installs;
     the role passes the shipped Xid policy table and the inventory's settings. Checks and defaults are described in
     that role's README.
-  - Reads only; never changes the host.
+  - Reads only; never changes the host's GPUs or settings. With O(metrics_dir) it also writes the metrics file
+    C(gpulab_gpu_health.prom) there (and the concern's state C(.gpulab-gpu_health.json) beside it), which is not
+    reported as a change (it records when the check ran).
 author:
   - gpulab.provision maintainers (!UNKNOWN)
 version_added: "1.3.0"
@@ -27,12 +29,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Read-only; runs the same commands in check mode.
+    details: Read-only; runs the same commands in check mode, and writes no metrics file.
   diff_mode:
     support: none
   idempotent:
     support: full
-    details: Changes nothing.
+    details: Changes nothing (the metrics file it may write records the run's time and is not a change).
 options:
   nvidia_smi:
     description: The nvidia-smi command, a name looked up on C(PATH) (then C(/usr/bin), C(/usr/local/nvidia/bin)) or an absolute path.
@@ -80,6 +82,16 @@ options:
     description: Only check the settings and return RV(config); run nothing on the host.
     type: bool
     default: false
+  metrics_dir:
+    description:
+      - The directory node_exporter's textfile collector reads (C(gpulab_metrics_dir); Debian's is
+        C(/var/lib/prometheus/node-exporter)); the module writes C(gpulab_gpu_health.prom) there after the assessment
+        (the verdict, each check's status per GPU, this boot's Xid events per GPU and code as a counter).
+      - Empty (the default) writes no metrics. A directory that is missing or not writable, or a failed write, is a
+        warning naming C(gpulab_metrics_dir); the assessment and its verdict are returned all the same.
+      - Not used with O(validate_only) nor in check mode.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -121,6 +133,18 @@ health:
       description: Every check, C({id, gpu, uuid, observed, limit, severity, action, detail}); C(gpu) is null for node-level checks.
       type: list
       elements: dict
+metrics:
+  description: The metrics file written from this assessment.
+  type: dict
+  returned: when O(metrics_dir) is set, not in check mode, and the file was written
+  contains:
+    path:
+      description: The C(.prom) file.
+      type: str
+      sample: /var/lib/prometheus/node-exporter/gpulab_gpu_health.prom
+    changed:
+      description: Whether its content changed (it holds the run's time, so nearly always true).
+      type: bool
 config:
   description: The normalised settings (the content of C(/etc/gpulab/gpu-health.json) that the role writes).
   type: dict
@@ -134,6 +158,7 @@ from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health import
     build_config,
 )
 from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health_host import observe
+from ansible_collections.gpulab.provision.plugins.module_utils.gpu_health_metrics import write_or_warn
 
 SETTINGS = ("nvidia_smi", "command_timeout_s", "kernel_log_sources", "slurm_scontrol", "expected_count",
             "driver_pin", "thresholds", "xid_policy", "xid_policy_overrides", "disabled_checks")
@@ -153,6 +178,7 @@ def main():
             xid_policy_overrides=dict(type="dict", default={}),
             disabled_checks=dict(type="list", elements="str", default=[]),
             validate_only=dict(type="bool", default=False),
+            metrics_dir=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
@@ -162,8 +188,16 @@ def main():
         module.fail_json(msg="gpu_health: bad settings: %s" % "; ".join(exc.problems), problems=exc.problems)
     if module.params["validate_only"]:
         module.exit_json(changed=False, config=config)
-    health = assess(observe(config), config)
-    module.exit_json(changed=False, health=health, config=config)
+    observed = observe(config)
+    health = assess(observed, config)
+    result = dict(changed=False, health=health, config=config)
+    if not module.check_mode:
+        written, warning = write_or_warn(module.params["metrics_dir"], health, observed)
+        if warning:
+            module.warn(warning)
+        if written:
+            result["metrics"] = written
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""gpulab-gpu-health's main(): exit codes, --json, and --slurm against a fake scontrol that keeps the node's state."""
+"""gpulab-gpu-health's main(): exit codes, --json, --slurm against a fake scontrol that keeps the node's state,
+and --metrics-dir."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import shutil
 
 import pytest
 
+import promtool
 from ansible_collections.gpulab.provision.plugins.module_utils import gpu_health_cli as cli
 from ansible_collections.gpulab.provision.plugins.module_utils import gpu_health_host as host
 
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "gpu-health"))
+UUID = "GPU-310b45f2-6f17-7b08-158e-2ec04b61f379"
 
 # A fake scontrol: `show node N` prints the node from the state file; `update` rewrites it and logs the call.
 SCONTROL = r"""#!/bin/sh
@@ -159,3 +162,55 @@ def test_the_node_name_comes_from_the_option_then_slurmd_then_the_host_name():
     assert cli.node_name("n1", {"SLURMD_NODENAME": "n2"}) == "n1"
     assert cli.node_name(None, {"SLURMD_NODENAME": "n2"}) == "n2"
     assert "." not in cli.node_name(None, {})
+
+
+def prom(directory, monkeypatch):
+    """The written file's text, checked by promtool (found on the usual PATH, not the fixture's)."""
+    text = (directory / "gpulab_gpu_health.prom").read_text()
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    promtool.check_metrics(text)
+    return text
+
+
+def test_metrics_dir_writes_the_prom_file_with_the_verdict(node, monkeypatch):
+    metrics_dir = node / "textfile"
+    metrics_dir.mkdir()
+    serve(monkeypatch, "h100-remap-pending.xml")
+    code, _out, err = run(node, "--metrics-dir", str(metrics_dir))
+    assert code == 1 and err == ""
+    text = prom(metrics_dir, monkeypatch)
+    assert "\ngpulab_gpu_health_verdict 1\n" in text
+    assert 'gpulab_gpu_check_status{check="remapped_rows_pending",gpu="0",uuid="%s"} 2' % UUID in text
+    assert 'gpulab_gpu_xid_events_total{gpu="0",xid="13"} 1' in text
+    serve(monkeypatch, "h100-healthy.xml")
+    monkeypatch.setenv("PATH", str(node / "bin"))
+    assert run(node, "--metrics-dir", str(metrics_dir))[0] == 0
+    assert "\ngpulab_gpu_health_verdict 0\n" in prom(metrics_dir, monkeypatch)
+
+
+def test_without_metrics_dir_nothing_is_written(node, monkeypatch):
+    serve(monkeypatch, "h100-healthy.xml")
+    before = sorted(os.listdir(str(node)))
+    code, _out, err = run(node)
+    assert code == 0 and err == ""
+    assert sorted(os.listdir(str(node))) == before
+
+
+def test_a_metrics_problem_is_a_warning_the_verdict_and_slurm_unchanged(node, monkeypatch):
+    serve(monkeypatch, "h100-remap-pending.xml")
+    code, out, err = run(node, "--slurm", "--node", "gpu07", "--metrics-dir", str(node / "missing"))
+    assert code == 1 and "slurm: gpu07: drain" in out
+    assert calls(node)[-1].startswith("update nodename=gpu07 state=drain")
+    assert err.startswith("gpulab-gpu-health: warning: GPU health metrics not written: gpulab_metrics_dir: ")
+    assert len(err.splitlines()) == 1
+    assert not (node / "missing").exists()
+
+
+def test_a_bad_configuration_reads_unknown_in_the_metrics(node, monkeypatch):
+    metrics_dir = node / "textfile"
+    metrics_dir.mkdir()
+    (node / "gpu-health.json").write_text(json.dumps({"disabled_checks": ["nope"]}))
+    code, _out, err = run(node, "--metrics-dir", str(metrics_dir))
+    assert code == 2 and "gpulab_gpu_health_disabled_checks" in err
+    text = prom(metrics_dir, monkeypatch)
+    assert "\ngpulab_gpu_health_verdict 2\n" in text and "gpulab_gpu_check_status" not in text

@@ -14,6 +14,8 @@ import sys
 import pytest
 import yaml
 
+import promtool
+
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.gpulab.provision.plugins.module_utils import gpu_health_host
 from ansible_collections.gpulab.provision.plugins.modules import gpu_health
@@ -92,3 +94,58 @@ def test_through_ansible_with_the_healthy_recording(tmp_path):
     assert result["health"]["verdict"] == "healthy" and result["changed"] is False
     assert result["health"]["gpus"][0]["uuid"] == "GPU-310b45f2-6f17-7b08-158e-2ec04b61f379"
     assert not [c for c in result["health"]["checks"] if c["severity"] != "pass"]
+
+
+def warning_text(warning):
+    """A module warning's text: a string before ansible-core 2.19, a WarningSummary dict from 2.19 on."""
+    return warning if isinstance(warning, str) else warning["event"]["msg"]
+
+
+def degraded_args(**extra):
+    args = {"xid_policy": shipped_policy(), "expected_count": 1,
+            "kernel_log_sources": [os.path.join(FIXTURES, "dmesg-xid-repeated.txt")]}
+    args.update(extra)
+    return args
+
+
+def test_metrics_dir_gets_the_prom_file_and_the_result_says_where(fake_host, capsys, monkeypatch):
+    monkeypatch.setenv("GPULAB_FAKE_SMI_XML", os.path.join(FIXTURES, "h100-remap-pending.xml"))
+    metrics_dir = fake_host / "textfile"
+    metrics_dir.mkdir()
+    code, result = run_module(degraded_args(metrics_dir=str(metrics_dir)), capsys)
+    assert code == 0 and result["changed"] is False and result["health"]["verdict"] == "degraded"
+    assert result["metrics"] == {"path": str(metrics_dir / "gpulab_gpu_health.prom"), "changed": True}
+    assert not result.get("warnings")
+    text = (metrics_dir / "gpulab_gpu_health.prom").read_text()
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    promtool.check_metrics(text)
+    assert "\ngpulab_gpu_health_verdict 1\n" in text
+    assert 'gpulab_gpu_xid_events_total{gpu="0",xid="63"} 3' in text
+
+
+def test_an_unusable_metrics_dir_is_a_warning_with_the_same_verdict(fake_host, capsys, monkeypatch):
+    monkeypatch.setenv("GPULAB_FAKE_SMI_XML", os.path.join(FIXTURES, "h100-remap-pending.xml"))
+    code, plain = run_module(degraded_args(), capsys)
+    blocked = fake_host / "textfile"
+    blocked.mkdir()
+    (blocked / ".gpulab-gpu_health.json").mkdir()  # the state cannot be replaced, even by root
+    for directory in (str(fake_host / "missing"), str(blocked)):
+        code, result = run_module(degraded_args(metrics_dir=directory), capsys)
+        assert code == 0 and "failed" not in result and "metrics" not in result
+        assert result["health"]["verdict"] == plain["health"]["verdict"] == "degraded"
+        assert result["health"]["summary"] == plain["health"]["summary"]
+        # (ansible-core 2.19 keeps a process's warnings across runs of main(): this run's is the last)
+        last = warning_text(result["warnings"][-1])
+        assert last.startswith("GPU health metrics not written: gpulab_metrics_dir: ") and directory in last
+    assert not (blocked / "gpulab_gpu_health.prom").exists()
+
+
+def test_check_mode_and_validate_only_write_no_metrics(fake_host, capsys, monkeypatch):
+    monkeypatch.setenv("GPULAB_FAKE_SMI_XML", os.path.join(FIXTURES, "h100-healthy.xml"))
+    metrics_dir = fake_host / "textfile"
+    metrics_dir.mkdir()
+    code, result = run_module(degraded_args(metrics_dir=str(metrics_dir), _ansible_check_mode=True), capsys)
+    assert code == 0 and result["health"]["verdict"] == "degraded" and "metrics" not in result
+    code, result = run_module(degraded_args(metrics_dir=str(metrics_dir), validate_only=True), capsys)
+    assert code == 0 and "health" not in result
+    assert os.listdir(str(metrics_dir)) == []

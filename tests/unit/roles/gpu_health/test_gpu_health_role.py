@@ -36,6 +36,7 @@ def host_vars(base, **extra):
         "gpu_health_lib_dir": str(base / "usr-lib"),
         "gpu_health_build_dir": str(base / "build"),
         "gpu_health_python": SYSTEM_PYTHON,
+        "gpulab_metrics_dir": str(base / "textfile"),
     }
     values.update(extra)
     return values
@@ -62,6 +63,7 @@ def installed(tmp_path_factory):
     """One host installed by the role, then the role again (the second run must change nothing)."""
     tmp_path = tmp_path_factory.mktemp("gpu-health-role")
     (tmp_path / "bin").mkdir()
+    (tmp_path / "textfile").mkdir()
     shutil.copy(os.path.join(FIXTURES, "fake-nvidia-smi"), str(tmp_path / "bin" / "nvidia-smi"))
     hosts = {"gpu07": host_vars(tmp_path, gpulab_gpu_expected_count=1, gpulab_gpu_driver_pin="580",
                                 gpulab_gpu_health_thresholds={"ecc_sram_corrected_max": 20000},
@@ -153,3 +155,47 @@ def test_bad_input_fails_naming_the_variable_and_installs_nothing(tmp_path):
     assert "failed=1" in out.split("PLAY RECAP")[1]
     for name in ("a", "b", "c"):
         assert not (tmp_path / name).exists()
+
+
+def test_the_installed_command_writes_the_metrics_file(installed):
+    base = installed[0]
+    prom = base / "textfile" / "gpulab_gpu_health.prom"
+    text = (base / "usr-local-bin" / "gpulab-gpu-health").read_text()
+    assert "--metrics-dir %s " % (base / "textfile") in text
+    degraded = command(base, "h100-remap-pending.xml")
+    assert degraded.returncode == 1 and degraded.stderr == ""
+    assert "\ngpulab_gpu_health_verdict 1\n" in prom.read_text()
+    assert 'gpulab_gpu_xid_events_total{gpu="0",xid="13"} 1' in prom.read_text()
+    healthy = command(base, "h100-healthy.xml")
+    assert healthy.returncode == 0 and "\ngpulab_gpu_health_verdict 0\n" in prom.read_text()
+
+
+def test_assess_writes_the_metrics_file_and_empty_turns_it_off(installed):
+    base = installed[0]
+    metrics_dir = base / "textfile-assess"
+    metrics_dir.mkdir()
+    code, out = playbook(base, {"gpu07": host_vars(base, gpulab_gpu_expected_count=1,
+                                                   gpulab_metrics_dir=str(metrics_dir))}, tasks_from="assess")
+    assert code == 0, out
+    assert "\ngpulab_gpu_health_verdict 1\n" in (metrics_dir / "gpulab_gpu_health.prom").read_text()
+    # "" is off: no file, and no warning about a directory (as a missing one gives, below)
+    code, out = playbook(base, {"gpu07": host_vars(base, gpulab_metrics_dir="")}, tasks_from="assess")
+    assert code == 0 and "verdict: degraded" in out, out
+    assert "gpulab_metrics_dir" not in out and "[WARNING]" not in out
+
+
+def test_a_missing_metrics_dir_is_a_warning_and_the_assessment_stands(installed):
+    base = installed[0]
+    code, out = playbook(base, {"gpu07": host_vars(base, gpulab_gpu_expected_count=1,
+                                                   gpulab_metrics_dir=str(base / "no-such-dir"))}, tasks_from="assess")
+    assert code == 0, out
+    assert "verdict: degraded" in out and "gpulab_metrics_dir" in out and "[WARNING]" in out
+    assert not (base / "no-such-dir").exists()
+
+
+def test_without_gpulab_metrics_dir_the_wrapper_has_no_metrics_option(tmp_path):
+    (tmp_path / "bin").mkdir()
+    shutil.copy(os.path.join(FIXTURES, "fake-nvidia-smi"), str(tmp_path / "bin" / "nvidia-smi"))
+    code, out = playbook(tmp_path, {"gpu07": host_vars(tmp_path, gpulab_metrics_dir="")})
+    assert code == 0, out
+    assert "--metrics-dir" not in (tmp_path / "usr-local-bin" / "gpulab-gpu-health").read_text()

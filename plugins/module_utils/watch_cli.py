@@ -34,6 +34,13 @@ file untouched. When a run meets several of 6, 7 and 8, the status is the highes
     every switch is deferred until it is fixed
 8   a switch could not be completed: a client file or the local fact could not be written
 ==  ==========================================================================================
+
+Metrics (``metrics_dir`` in the configuration, the role's ``gpulab_metrics_dir``; empty: none):
+after each run (not ``--check``) the ``mirrors`` concern (probe outcomes, the active mirror, the
+switches this run made: :mod:`metrics_mirrors`) and the ``mirror_watch`` concern (the run's time,
+duration, exit status, the timer's interval, runs per status, each service's decision) are written
+for node_exporter's textfile collector. A metrics problem is one line naming ``gpulab_metrics_dir``
+(stderr and the report's ``metrics.error``); it never changes the exit status nor stops a switch.
 """
 
 from __future__ import annotations
@@ -46,7 +53,14 @@ import subprocess
 import sys
 import time
 
-from ansible_collections.gpulab.provision.plugins.module_utils import client_files, config_merge, probe_session, watch
+from ansible_collections.gpulab.provision.plugins.module_utils import (
+    client_files,
+    config_merge,
+    metrics,
+    metrics_mirrors,
+    probe_session,
+    watch,
+)
 from ansible_collections.gpulab.provision.plugins.module_utils.client_files import read_text
 from ansible_collections.gpulab.provision.plugins.module_utils.host_lock import Lock
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mask_text
@@ -299,13 +313,15 @@ class _NoLock:
         return False
 
 
-def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.time):
+def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.time, clock=time.monotonic):
     """Probe, decide and (unless ``check``) switch; returns the run's report (no credentials).
 
     The report has ``services`` (one entry per service, its ``line``), ``status`` (the exit status,
-    see the module docstring) and ``errors`` (one line each, for stderr).
+    see the module docstring), ``errors`` (one line each, for stderr) and ``metrics`` (``{dir,
+    written, error}``: the metrics files written, see the module docstring).
     :raises CliError: the state file or the local fact is unusable (nothing was written).
     """
+    started = clock()
     services = config.get("services") or {}
     policy = config.get("policy") or {}
     confirm = config.get("confirm", watch.DEFAULT_CONFIRM)
@@ -314,7 +330,7 @@ def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.
     fact = _load_fact(config, services)
     report = {"services": {}, "check": bool(check), "status": EXIT_OK, "errors": []}
 
-    plans, adopted = {}, {}
+    plans, adopted, switched = {}, {}, {}
     for name, cfg in services.items():
         recorded = (fact.get(name) or {}).get("name")
         states[name], adopted[name] = watch.reconcile(states.get(name), recorded)
@@ -380,6 +396,8 @@ def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.
                             complete = False
                             notes.append("the local fact %s was not written (%s)"
                                          % (config["fact_path"], getattr(exc, "strerror", None) or exc))
+                    if not check and complete:
+                        switched[name] = decision
                     if not check and not complete:
                         notes.append("switch not recorded: retried next run")
                         steps[name]["state"] = states[name]
@@ -401,7 +419,79 @@ def run_once(config, check=False, probe=probe_services, run=systemctl, now=time.
                 report["status"] = max(report["status"], EXIT_STATE_WRITE)
                 report["errors"].append("cannot write the state file %s (%s): this run's counts are lost"
                                         % (config["state_path"], exc.strerror or exc))
+    report["metrics"] = _record_metrics(config, report, fact, results, steps, switched, check, now, clock, started)
+    if report["metrics"]["error"]:
+        report["errors"].append(report["metrics"]["error"])
     return report
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _metrics_line(exc):
+    """A metrics problem as its one line, naming gpulab_metrics_dir."""
+    text = one_line(mask_text(str(exc)))
+    return text if metrics.VARIABLE in text else "%s: metrics not written: %s" % (metrics.VARIABLE, text)
+
+
+def _active(fact_entry, step, switched):
+    """The mirror a service's clients use after this run, as ``{name, status, url_masked}`` or None."""
+    if switched is not None:
+        return watch.fact_entry(switched["selection"])
+    if not isinstance(fact_entry, dict) or not fact_entry.get("name"):
+        return None
+    if step["decision"]["action"] == "all_down":
+        return dict(fact_entry, status="kept")  # nothing healthy: the files keep the current mirror
+    return fact_entry
+
+
+def _write_concerns(config, writes):
+    """Run ``writes`` (``[(concern, fn)]``) into ``metrics_dir``; ``{dir, written, error}``."""
+    directory = config.get("metrics_dir") or ""
+    out = {"dir": directory, "written": [], "error": None}
+    if not directory:
+        return out
+    problem = metrics.dir_problem(directory)
+    if problem:
+        out["error"] = _metrics_line(problem)
+        return out
+    for concern, write in writes:
+        try:
+            if write():
+                out["written"].append(concern)
+        except (metrics.MetricsError, OSError, ValueError, TypeError) as exc:
+            out["error"] = out["error"] or _metrics_line(exc)
+    return out
+
+
+def _record_metrics(config, report, fact, results, steps, switched, check, now, clock, started):
+    """The ``mirrors`` and ``mirror_watch`` metrics of a run (nothing in check mode)."""
+    if check:
+        return {"dir": config.get("metrics_dir") or "", "written": [], "error": None}
+    services = config.get("services") or {}
+    selected = {name: _active(fact.get(name), steps[name], switched.get(name)) for name in services}
+    switches = [{"service": name, "from": decision["from"], "to": decision["to"], "reason": decision["action"]}
+                for name, decision in sorted(switched.items())]
+    catalog = {name: [entry["name"] for entry in cfg["mirrors"]] for name, cfg in services.items()}
+    decisions = {name: "deferred" if entry.get("deferred") else entry["action"]
+                 for name, entry in report["services"].items()}
+    directory = config.get("metrics_dir")
+    return _write_concerns(config, [
+        (metrics_mirrors.MIRRORS, lambda: metrics_mirrors.record_mirrors(
+            directory, now(), results, selected, switches, catalog)),
+        (metrics_mirrors.MIRROR_WATCH, lambda: metrics_mirrors.record_watch_run(
+            directory, now(), clock() - started, report["status"], config.get("interval_s"), decisions)),
+    ])
+
+
+def record_failed_run(config, status, started, now=time.time, clock=time.monotonic):
+    """The ``mirror_watch`` metrics of a run that stopped before deciding (state or fact unusable, a bug).
+
+    Returns the metrics problem's line, or None.
+    """
+    return _write_concerns(config, [(metrics_mirrors.MIRROR_WATCH, lambda: metrics_mirrors.record_watch_run(
+        config.get("metrics_dir"), now(), clock() - started, status, config.get("interval_s"), {}))])["error"]
 
 
 def _write_state(path, states):
@@ -448,11 +538,15 @@ def main(argv=None, out=None, err=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out, err = out or sys.stdout, err or sys.stderr
     probe_session.USER_AGENT = USER_AGENT
+    config, started = None, time.monotonic()
     try:
         config = load_config(args.config)
+        if not args.once and not args.check and config.get("interval_s") is None:
+            config = dict(config, interval_s=max(1.0, args.interval))
         # The proxy variables mirror_select probes with (gpulab_proxy), so the watcher probes the same way.
         os.environ.update(config.get("environment") or {})
         while True:
+            started = time.monotonic()
             report = run_once(config, check=args.check)
             _emit(report, args.json, out)
             for line in report["errors"]:
@@ -460,14 +554,24 @@ def main(argv=None, out=None, err=None):
             if args.once or args.check:
                 return report["status"]
             time.sleep(max(1.0, args.interval))
-    except CliError as exc:
-        _say(err, exc)
-        return exc.status
-    except (watch.WatchError, client_files.RenderError) as exc:
-        _say(err, "%s: %s" % (args.config, exc))
-        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # pylint: disable=broad-exception-caught  # one line, never a traceback with a URL
-        _say(err, "unexpected error (a bug; please report it): %s: %s" % (exc.__class__.__name__, exc))
-        return EXIT_BUG
+        status = _failure(exc, args.config, err)
+    if config is not None and not args.check:  # a run that stopped early still counts in the metrics
+        problem = record_failed_run(config, status, started)
+        if problem:
+            _say(err, problem)
+    return status
+
+
+def _failure(exc, config_path, err):
+    """The one line and exit status of a run stopped by ``exc``."""
+    if isinstance(exc, CliError):
+        _say(err, exc)
+        return exc.status
+    if isinstance(exc, (watch.WatchError, client_files.RenderError)):
+        _say(err, "%s: %s" % (config_path, exc))
+        return EXIT_CONFIG
+    _say(err, "unexpected error (a bug; please report it): %s: %s" % (exc.__class__.__name__, exc))
+    return EXIT_BUG

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from ansible_collections.gpulab.provision.plugins.module_utils.host_lock import DEFAULT_LOCK_PATH
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
@@ -48,7 +49,38 @@ DEFAULT_SETTINGS = {
     "validate_certs": True,
     "ca_path": None,
     "environment": {},
+    # The node_exporter textfile directory the watcher writes its metrics to ("": no metrics).
+    "metrics_dir": "",
+    # Seconds between the timer's runs (a number or a systemd time span such as 2min), for the metrics.
+    "interval_s": None,
 }
+# Seconds per systemd time span unit (systemd.time(7)); a bare number is seconds.
+TIMESPAN_UNITS = {
+    "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3,
+    "s": 1, "sec": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "week": 604800, "weeks": 604800,
+}
+
+
+def timespan_seconds(value):
+    """Seconds in a systemd time span (``2min``, ``90s``, ``1h 30min``, ``120``), or None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) and value > 0 else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    total, rest = 0.0, value.strip()
+    for number, unit in re.findall(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)", rest):
+        if unit and unit not in TIMESPAN_UNITS:
+            return None
+        total += float(number) * (TIMESPAN_UNITS[unit] if unit else 1)
+    if re.sub(r"\s*[0-9]+(?:\.[0-9]+)?\s*[a-z]*", "", rest):
+        return None
+    return total if total > 0 else None
 
 
 def _written_as(role):
@@ -115,6 +147,15 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
     confirm = merged["confirm"]
     if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 1:
         raise WatchError("mirror_watch_confirm: %r must be a whole number >= 1" % (confirm,))
+    if merged["interval_s"] is not None:
+        seconds = timespan_seconds(merged["interval_s"])
+        if seconds is None:
+            raise WatchError("mirror_watch_interval: %r must be a systemd time span such as 2min, 90s or 1h"
+                             % (merged["interval_s"],))
+        merged["interval_s"] = int(seconds) if seconds == int(seconds) else seconds
+    if not (merged["metrics_dir"] == "" or _abs_path(merged["metrics_dir"])):
+        raise WatchError("gpulab_metrics_dir: %r must be an absolute directory path (empty turns metrics off)"
+                         % (merged["metrics_dir"],))
     only = list(only or [])
     unknown = [name for name in only if name not in mirrors]
     if unknown:
@@ -238,6 +279,11 @@ def config_errors(config):
         errors.append("lease_s: %r must be a number of seconds > 0" % (config.get("lease_s"),))
     if not _number(config.get("lock_wait_s", DEFAULT_SETTINGS["lock_wait_s"]), 0, low_ok=True):
         errors.append("lock_wait_s: %r must be a number of seconds >= 0" % (config.get("lock_wait_s"),))
+    metrics_dir = config.get("metrics_dir", "")
+    if metrics_dir is not None and metrics_dir != "" and not _abs_path(metrics_dir):
+        errors.append("metrics_dir: %r must be an absolute directory path, or empty (no metrics)" % (metrics_dir,))
+    if config.get("interval_s") is not None and not _number(config.get("interval_s"), 0):
+        errors.append("interval_s: %r must be a number of seconds > 0 or null" % (config.get("interval_s"),))
     if not isinstance(config.get("validate_certs", True), bool):
         errors.append("validate_certs: %r must be true or false" % (config.get("validate_certs"),))
     if config.get("ca_path") is not None and not _abs_path(config.get("ca_path")):

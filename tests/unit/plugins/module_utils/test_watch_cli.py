@@ -14,9 +14,10 @@ import os
 import stat
 import time
 
+import promtool
 import pytest
 
-from ansible_collections.gpulab.provision.plugins.module_utils import config_merge, watch_cli
+from ansible_collections.gpulab.provision.plugins.module_utils import config_merge, metrics, watch_cli
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import mask_url
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import render_client_config
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
@@ -328,3 +329,165 @@ def test_a_client_file_that_is_a_fifo_is_left_and_the_run_exits_8(lab):
     assert any(note.startswith("%s not switched: " % (lab["path"] / "uv.toml")) for note in report["notes"])
     assert "switch not recorded: retried next run" in report["notes"] and fact(lab)["pypi"]["name"] == "a"
     assert stat.S_ISFIFO(os.lstat(str(lab["path"] / "uv.toml")).st_mode)
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics (metrics_dir): the mirrors and mirror_watch concerns after each run
+
+def _metrics_lab(lab, directory):
+    lab["config"]["metrics_dir"] = str(directory)
+    lab["config"]["interval_s"] = 120
+    return lab
+
+
+def _prom(directory, concern):
+    text = (directory / ("gpulab_%s.prom" % concern)).read_text()
+    promtool.check_metrics(text)
+    return text
+
+
+def _active_lines(text):
+    return sorted(line for line in text.splitlines() if line.startswith("gpulab_mirror_active_info{"))
+
+
+def test_metrics_follow_a_failover_and_count_every_run(lab, tmp_path):
+    metrics_dir = tmp_path / "textfile"
+    metrics_dir.mkdir()
+    _metrics_lab(lab, metrics_dir)
+    first = lab["once"]()
+    assert first["metrics"] == {"dir": str(metrics_dir), "written": ["mirrors", "mirror_watch"], "error": None}
+    a, b = lab["urls"]["a"], lab["urls"]["b"]
+    assert 'gpulab_mirror_active_info{mirror="a",service="pypi",status="ok",url="%s"} 1' % a \
+        in _active_lines(_prom(metrics_dir, "mirrors"))
+    watch_text = _prom(metrics_dir, "mirror_watch")
+    assert 'gpulab_mirror_watch_decision_info{action="adopt",service="pypi"} 1' in watch_text
+    assert "gpulab_mirror_watch_interval_seconds 120\n" in watch_text
+
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+    run = lab["once"]()
+    assert run["services"]["pypi"]["action"] == "failover" and run["status"] == 0
+    text = _prom(metrics_dir, "mirrors")
+    assert [line for line in _active_lines(text) if 'service="pypi"' in line] == [
+        'gpulab_mirror_active_info{mirror="b",service="pypi",status="ok",url="%s"} 1' % b]
+    assert 'gpulab_mirror_switches_total{from="a",reason="failover",service="pypi",to="b"} 1' in text
+    assert 'gpulab_mirror_switches_total{from="da",reason="failover",service="docker",to="db"} 1' in text
+    assert 'gpulab_mirror_probe_success{mirror="a",service="pypi"} 0' in text
+    assert 'gpulab_mirror_probe_success{mirror="b",service="pypi"} 1' in text
+    assert 'gpulab_mirror_probe_duration_seconds{mirror="b",service="pypi"} ' in text
+    watch_text = _prom(metrics_dir, "mirror_watch")
+    assert 'gpulab_mirror_watch_runs_total{status="0"} 3' in watch_text
+    assert "gpulab_mirror_watch_last_exit_status 0\n" in watch_text
+    assert 'gpulab_mirror_watch_decision_info{action="failover",service="pypi"} 1' in watch_text
+    assert 'action="adopt"' not in watch_text  # the last run's decisions only
+
+    set_health(lab["mirrors"][0], True)
+    lab["once"]()
+    lab["once"]()
+    text = _prom(metrics_dir, "mirrors")
+    assert 'gpulab_mirror_switches_total{from="b",reason="switch_back",service="pypi",to="a"} 1' in text
+    assert 'gpulab_mirror_switches_total{from="a",reason="failover",service="pypi",to="b"} 1' in text  # kept
+    assert 'mirror="a",service="pypi",status="ok"' in "".join(_active_lines(text))
+    assert 'gpulab_mirror_watch_runs_total{status="0"} 5' in _prom(metrics_dir, "mirror_watch")
+
+
+def test_metrics_keep_the_run_status_a_switch_that_failed_exits_8_and_says_so(lab, tmp_path):
+    metrics_dir = tmp_path / "textfile"
+    metrics_dir.mkdir()
+    _metrics_lab(lab, metrics_dir)
+    lab["once"]()
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+    (lab["path"] / "uv.toml").write_text("this is [not toml\n")
+    run = lab["once"]()
+    assert run["status"] == watch_cli.EXIT_SWITCH
+    watch_text = _prom(metrics_dir, "mirror_watch")
+    assert "gpulab_mirror_watch_last_exit_status 8\n" in watch_text
+    assert 'gpulab_mirror_watch_runs_total{status="8"} 1' in watch_text
+    text = _prom(metrics_dir, "mirrors")
+    # the pypi switch did not happen: pypi stays on a, nothing counted for it (docker did switch)
+    assert 'mirror="a",service="pypi"' in "".join(_active_lines(text))
+    assert 'service="pypi",to="b"' not in text and 'reason="failover",service="docker"' in text
+
+
+def test_check_mode_writes_no_metrics(lab, tmp_path):
+    metrics_dir = tmp_path / "textfile"
+    metrics_dir.mkdir()
+    _metrics_lab(lab, metrics_dir)
+    report = lab["once"](check=True)
+    assert report["metrics"]["written"] == [] and report["metrics"]["error"] is None
+    assert os.listdir(str(metrics_dir)) == []
+
+
+def test_no_metrics_dir_means_no_metrics(lab, tmp_path):
+    report = lab["once"]()
+    assert report["metrics"] == {"dir": "", "written": [], "error": None}
+    assert not list(tmp_path.glob("**/*.prom"))
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file", "unwritable"])
+def test_an_unusable_metrics_dir_is_one_line_and_changes_neither_the_status_nor_the_switch(
+        lab, tmp_path, monkeypatch, capsys, kind):
+    metrics_dir = tmp_path / "textfile"
+    if kind == "a file":
+        metrics_dir.write_text("")
+    elif kind == "unwritable":
+        metrics_dir.mkdir()
+        real_access = os.access
+        # root may write anywhere: the check is os.access, as for any other user
+        monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) == str(metrics_dir)
+                            else real_access(path, mode, **kw))
+    _metrics_lab(lab, metrics_dir)
+    path = tmp_path / "mirrors.json"
+    path.write_text(json.dumps(lab["config"]))
+    assert watch_cli.main(["--config", str(path), "--once"], out=io.StringIO()) == 0
+    set_health(lab["mirrors"][0], False)
+    assert watch_cli.main(["--config", str(path), "--once"], out=io.StringIO()) == 0
+    out = io.StringIO()
+    assert watch_cli.main(["--config", str(path), "--once", "--json"], out=out) == 0
+    report = json.loads(out.getvalue())
+    assert report["services"]["pypi"]["action"] == "failover" and index_url(lab) == lab["urls"]["b"]
+    assert report["status"] == 0 and report["metrics"]["written"] == []
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3  # one line per run
+    assert all(line == "gpulab-mirror-watch: " + report["metrics"]["error"] for line in lines)
+    assert report["metrics"]["error"].startswith("gpulab_metrics_dir: %s " % metrics_dir)
+    assert not list(tmp_path.glob("**/*.prom"))
+
+
+def test_a_full_disk_keeps_the_previous_metrics_files(lab, tmp_path, monkeypatch, capsys):
+    metrics_dir = tmp_path / "textfile"
+    metrics_dir.mkdir()
+    _metrics_lab(lab, metrics_dir)
+    lab["once"]()
+    before = {name: (metrics_dir / name).read_bytes() for name in os.listdir(str(metrics_dir))}
+    assert "gpulab_mirrors.prom" in before and "gpulab_mirror_watch.prom" in before
+
+    def full(target, text, mode=0o644, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+
+    monkeypatch.setattr(metrics, "replace_text", full)
+    set_health(lab["mirrors"][0], False)
+    lab["once"]()
+    run = lab["once"]()
+    assert run["status"] == 0 and run["services"]["pypi"]["action"] == "failover"
+    assert index_url(lab) == lab["urls"]["b"]
+    assert run["metrics"]["error"].startswith("gpulab_metrics_dir: cannot write %s" % metrics_dir)
+    assert "no space left on the device; the previous file is kept" in run["metrics"]["error"]
+    assert run["errors"] == [run["metrics"]["error"]]
+    assert {name: (metrics_dir / name).read_bytes() for name in os.listdir(str(metrics_dir))} == before
+
+
+def test_a_run_stopped_by_an_unusable_state_file_still_counts_its_exit_status(lab, tmp_path, capsys):
+    metrics_dir = tmp_path / "textfile"
+    metrics_dir.mkdir()
+    _metrics_lab(lab, metrics_dir)
+    (lab["path"] / "state.json").write_text("{not json")
+    path = tmp_path / "mirrors.json"
+    path.write_text(json.dumps(lab["config"]))
+    assert watch_cli.main(["--config", str(path), "--once"], out=io.StringIO()) == watch_cli.EXIT_STATE == 4
+    assert capsys.readouterr().err.count("\n") == 1
+    watch_text = _prom(metrics_dir, "mirror_watch")
+    assert "gpulab_mirror_watch_last_exit_status 4\n" in watch_text
+    assert 'gpulab_mirror_watch_runs_total{status="4"} 1' in watch_text
+    assert "decision_info" not in watch_text and not (metrics_dir / "gpulab_mirrors.prom").exists()

@@ -8,7 +8,11 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.gpulab.provision.plugins.module_utils.watch import WatchError
-from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
+from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import (
+    config_errors,
+    timespan_seconds,
+    watch_config,
+)
 
 MIRRORS = {
     "pypi": [{"name": "tuna", "url": "https://pypi.tuna.example/simple"}],
@@ -80,3 +84,34 @@ def test_the_probe_arguments_carry_requirements_and_freshness_limits():
     probe = got["config"]["services"]["pypi"]["probe"]
     assert probe["require"] == ["torch==2.5.1"] and probe["max_serial_lag"] == 500 and probe["project"] == "pip"
     assert got["sensitive"] is True  # a proxy password in the environment
+
+
+@pytest.mark.parametrize("span, seconds", [
+    ("2min", 120), ("30s", 30), ("1h", 3600), ("90 s", 90), ("1h 30min", 5400), ("5m10s", 310), ("120", 120),
+    (120, 120), (1.5, 1.5), ("1.5h", 5400), ("500ms", 0.5),
+])
+def test_a_systemd_time_span_in_seconds(span, seconds):
+    assert timespan_seconds(span) == seconds
+
+
+@pytest.mark.parametrize("span", ["", "min", "2x", "2min x", "-5s", "0", 0, -1, True, None, [120], float("inf")])
+def test_what_is_not_a_time_span(span):
+    assert timespan_seconds(span) is None
+
+
+def test_metrics_dir_and_interval_reach_the_configuration():
+    config = watch_config(MIRRORS, SERVICES, settings={"metrics_dir": "/var/lib/prometheus/node-exporter",
+                                                       "interval_s": "2min"})["config"]
+    assert config["metrics_dir"] == "/var/lib/prometheus/node-exporter" and config["interval_s"] == 120
+    assert config_errors(config) == []
+    # the role passes gpulab_metrics_dir "" for "off": no metrics, no interval needed
+    config = watch_config(MIRRORS, SERVICES, settings={"metrics_dir": "", "interval_s": ""})["config"]
+    assert config["metrics_dir"] == "" and config["interval_s"] is None and config_errors(config) == []
+    assert watch_config(MIRRORS, SERVICES, settings={"interval_s": 90})["config"]["interval_s"] == 90
+
+
+def test_a_bad_interval_or_metrics_dir_fails_naming_the_variable():
+    with pytest.raises(WatchError, match=r"^mirror_watch_interval: '2 fortnights' must be a systemd time span"):
+        watch_config(MIRRORS, SERVICES, settings={"interval_s": "2 fortnights"})
+    with pytest.raises(WatchError, match=r"^gpulab_metrics_dir: 'textfile' must be an absolute directory path"):
+        watch_config(MIRRORS, SERVICES, settings={"metrics_dir": "textfile"})

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+import promtool
 import pytest
 
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import mask_url
@@ -145,6 +146,10 @@ WRONG = [
     ("lock_wait_s", -1, "lock_wait_s: -1 must be a number of seconds >= 0"),
     ("validate_certs", "yes", "validate_certs: 'yes' must be true or false"),
     ("ca_path", 5, "ca_path: 5 must be an absolute path or null"),
+    ("metrics_dir", "textfile", "metrics_dir: 'textfile' must be an absolute directory path, or empty (no metrics)"),
+    ("metrics_dir", 5, "metrics_dir: 5 must be an absolute directory path"),
+    ("interval_s", "2min", "interval_s: '2min' must be a number of seconds > 0 or null"),
+    ("interval_s", 0, "interval_s: 0 must be a number of seconds > 0 or null"),
     ("environment", ["HTTPS_PROXY"], "environment: must be an object of strings"),
     ("environment", {"HTTPS_PROXY": 8080}, "environment: must be an object of strings"),
     ("policy", [], "policy: must be an object, got list"),
@@ -337,3 +342,36 @@ def test_a_lease_that_is_a_symlink_is_not_followed(pyz, host):
     (host["path"] / "lease").symlink_to(host["path"] / "elsewhere")
     rc, out, _err = watch(pyz, host)
     assert rc == 0 and out.startswith("pypi: failover a -> b") and "lease %s ignored" % (host["path"] / "lease") in out
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics: written by the zipapp itself (standard library only), never a reason to fail
+
+
+def test_the_zipapp_writes_the_metrics_files(pyz, host):
+    metrics_dir = host["path"] / "textfile"
+    metrics_dir.mkdir()
+    config = dict(host["config"], metrics_dir=str(metrics_dir), interval_s=120)
+    rc, out, err = watch(pyz, host, config)
+    assert (rc, err) == (0, ""), err
+    assert out.startswith("pypi: failover a -> b")
+    mirrors_text = (metrics_dir / "gpulab_mirrors.prom").read_text()
+    watch_text = (metrics_dir / "gpulab_mirror_watch.prom").read_text()
+    promtool.check_metrics(mirrors_text)
+    promtool.check_metrics(watch_text)
+    assert 'gpulab_mirror_active_info{mirror="b",service="pypi",status="ok",url="%s"} 1' % host["mirrors"]["good"] \
+        in mirrors_text
+    assert 'gpulab_mirror_switches_total{from="a",reason="failover",service="pypi",to="b"} 1' in mirrors_text
+    assert "gpulab_mirror_watch_last_exit_status 0\n" in watch_text
+    assert "gpulab_mirror_watch_interval_seconds 120\n" in watch_text
+    assert sorted(os.listdir(str(metrics_dir))) == [".gpulab-mirror_watch.json", ".gpulab-mirror_watch.lock",
+                                                   ".gpulab-mirrors.json", ".gpulab-mirrors.lock",
+                                                   "gpulab_mirror_watch.prom", "gpulab_mirrors.prom"]
+
+
+def test_a_missing_metrics_dir_is_one_line_and_the_switch_and_status_are_the_same(pyz, host):
+    config = dict(host["config"], metrics_dir=str(host["path"] / "no-such-dir"))
+    rc, out, err = watch(pyz, host, config)
+    assert rc == 0 and out.startswith("pypi: failover a -> b")
+    one_line(err, "gpulab_metrics_dir: %s does not exist" % (host["path"] / "no-such-dir"))
+    assert host["mirrors"]["good"] in (host["path"] / "pip.conf").read_text()

@@ -22,6 +22,8 @@ state (no series for a mirror the host no longer has); the switch counters stay.
 
 from __future__ import annotations
 
+import math
+
 from ansible_collections.gpulab.provision.plugins.module_utils import metrics
 from ansible_collections.gpulab.provision.plugins.module_utils.metrics import counter_add, family, key_labels, series_key
 
@@ -34,7 +36,7 @@ SWITCH_REASONS = ("failover", "switch_back", "ansible")
 
 
 def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _stamp(value):

@@ -558,11 +558,11 @@ def main(argv=None, out=None, err=None):
         return 130
     except Exception as exc:  # pylint: disable=broad-exception-caught  # one line, never a traceback with a URL
         status = _failure(exc, args.config, err)
-    if config is not None and not args.check:  # a run that stopped early still counts in the metrics
-        problem = record_failed_run(config, status, started)
-        if problem:
-            _say(err, problem)
-    return status
+        if config is not None and not args.check:  # a run that stopped early still counts in the metrics
+            problem = record_failed_run(config, status, started)
+            if problem:
+                _say(err, problem)
+        return status
 
 
 def _failure(exc, config_path, err):

@@ -147,6 +147,22 @@ options:
     type: int
     default: 120
     version_added: 1.1.0
+  metrics_dir:
+    description:
+      - The directory node_exporter's textfile collector reads (C(gpulab_metrics_dir); Debian's is
+        C(/var/lib/prometheus/node-exporter)). After the probe (every call, read-only ones included, since the probe results are
+        real observations) the module updates C(gpulab_mirrors.prom) there (docs/metrics.md) from the same results and
+        choices it returns, namely each probed mirror's outcome, latency, serial lag and sync age; the active mirror per service
+        where the call applies its choice (O(record), or O(write) unless the switch was deferred); and, when it records
+        another choice than the local fact held, one switch with reason C(ansible) (not the first record, where there was
+        no choice before). Mirrors and services no longer in O(mirrors) leave the file; the switch counts stay.
+      - Shared with C(gpulab-mirror-watch) (the state beside the file, under a lock), so neither loses the other's counts.
+      - Empty (the default) writes no metrics. Nothing is written in check mode. A directory that is missing or not
+        writable, or a failed write, is a warning naming C(gpulab_metrics_dir); the probe, the choice and the writes are
+        the same as without metrics.
+    type: str
+    default: ""
+    version_added: 1.4.0
 notes:
   - A service whose status is C(none) with C(on_all_down=fail) fails the module, one line per rejected mirror
     with its reason, and writes nothing.
@@ -255,7 +271,7 @@ import json
 import os
 import time
 
-from ansible_collections.gpulab.provision.plugins.module_utils import client_files
+from ansible_collections.gpulab.provision.plugins.module_utils import client_files, metrics, metrics_mirrors
 from ansible_collections.gpulab.provision.plugins.module_utils.dockerd_policy import dockerd_action
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import SecretMasker
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
@@ -378,6 +394,31 @@ def _record(module, fact, before, fact_changed, params):
     return out
 
 
+def _ansible_switches(previous, fact):
+    """The choices the local fact changed from one mirror to another (``reason: ansible``)."""
+    switches = []
+    for service, entry in sorted(fact.items()):
+        before = previous.get(service) if isinstance(previous.get(service), dict) else {}
+        after = entry if isinstance(entry, dict) else {}
+        if isinstance(before.get("name"), str) and before["name"] and isinstance(after.get("name"), str) \
+                and after["name"] and after["name"] != before["name"]:
+            switches.append({"service": service, "from": before["name"], "to": after["name"], "reason": "ansible"})
+    return switches
+
+
+def _record_metrics(params, results, selected, switches):
+    """Update the ``mirrors`` metrics from this call's results and choices; a problem's one line, or None."""
+    catalog = {service: [entry["name"] for entry in entries if isinstance(entry, dict) and "name" in entry]
+               for service, entries in params["mirrors"].items() if isinstance(entries, list)}
+    try:
+        metrics_mirrors.record_mirrors(params["metrics_dir"], time.time(), results, selected, switches,
+                                       catalog, complete=True)
+    except (metrics.MetricsError, OSError, ValueError, TypeError) as exc:
+        text = str(exc)
+        return text if metrics.VARIABLE in text else "%s: metrics not written: %s" % (metrics.VARIABLE, text)
+    return None
+
+
 def _down_message(chosen, masker):
     """The on_all_down: fail message: one line per rejected mirror of each service with nothing chosen."""
     lines = ["No healthy mirror (gpulab_mirror_policy.on_all_down: fail); nothing was changed."]
@@ -409,6 +450,7 @@ def main():
             record=dict(type="bool", default=False),
             lock_path=dict(type="path", default="/run/gpulab/mirrors.lock"),
             lock_wait_s=dict(type="int", default=120),
+            metrics_dir=dict(type="str", default=""),
         ),
         supports_check_mode=True,
         no_log=True,
@@ -467,6 +509,7 @@ def main():
     summary = ["%s: %s, %s (%s)" % (name, entry["status"], entry["name"] or "-", masker(entry["message"]))
                for name, entry in sorted(chosen["selected"].items())]
     if policy.get("on_all_down") == "fail" and chosen["down"]:
+        _metrics_or_warn(module, params, results, {}, [], masker)
         module.fail_json(msg=_down_message(chosen, masker), probes=results)
     for name, entry in sorted(chosen["selected"].items()):
         if entry["status"] in WARN_STATUS:
@@ -489,7 +532,22 @@ def main():
             out["diff"] = done["diffs"]
     elif params["record"]:
         out.update(_record(module, chosen["fact"], before, fact_changed, params))
+    # The active mirror is this call's choice where it is applied: recorded for the config roles (record), or
+    # written (write, unless deferred: the files then stay as they were). A read-only call adds its observations only.
+    applied = params["record"] or (params["write"] and not out.get("deferred"))
+    fact_written = applied and fact_changed and not out.get("deferred")
+    switches = _ansible_switches(previous, chosen["fact"]) if fact_written else []
+    _metrics_or_warn(module, params, results, chosen["selected"] if applied else {}, switches, masker)
     module.exit_json(**out)
+
+
+def _metrics_or_warn(module, params, results, selected, switches, masker):
+    """The ``mirrors`` metrics of this call (O(metrics_dir), never in check mode); a problem is a warning."""
+    if not params["metrics_dir"] or module.check_mode:
+        return
+    problem = _record_metrics(params, results, selected, switches)
+    if problem:
+        module.warn(masker(problem))
 
 
 if __name__ == "__main__":

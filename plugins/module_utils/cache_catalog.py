@@ -62,6 +62,8 @@ ROLE_DEFAULTS = {
     "registry_blob_inactive": "30d",
     "registry_blob_lock_timeout": "1h",
     "registry_ca_file": "/etc/ssl/certs/ca-certificates.crt",
+    "metrics_interval": "1min",
+    "registry_metrics_port": 5001,
 }
 
 # What each value may look like where the format cannot quote it (nginx reads ';', '{', '}', '#',
@@ -72,6 +74,8 @@ _NGINX_SIZE = re.compile(r"^[0-9]{1,12}[kKmMgG]?$")
 _NGINX_TIME = re.compile(r"^[0-9]{1,9}[smhdwMy]?$")
 _PATH = re.compile(r"^/[A-Za-z0-9._+@,=~/-]{0,4095}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A systemd time span as the metrics timer's OnUnitActiveSec= reads it: one number, one unit.
+_SYSTEMD_SPAN = re.compile(r"^[0-9]{1,9}(us|ms|s|sec|m|min|h|hr|d)?$")
 _SIZES = ("conda_max_size", "registry_blob_max_size")
 _TIMES = ("conda_repodata_valid", "conda_package_valid", "conda_inactive", "registry_blob_inactive",
           "registry_blob_lock_timeout")
@@ -105,7 +109,8 @@ def node_settings(node_vars, hostname, role=False):
 
     ``node_vars`` is the node's ``hostvars`` entry (or the role's own variables); keys other than
     ``cache_node_*``, ``ansible_host`` and ``inventory_hostname`` are ignored. ``role``: the role's
-    own settings too (:data:`ROLE_DEFAULTS`), which :func:`node_errors` then checks as well.
+    own settings too (:data:`ROLE_DEFAULTS`), which :func:`node_errors` then checks as well, and
+    ``metrics_dir`` (``gpulab_metrics_dir``; "" = metrics off: the registries' debug servers take no port).
     """
     node_vars = node_vars or {}
     settings = {"host": hostname}
@@ -113,6 +118,8 @@ def node_settings(node_vars, hostname, role=False):
         value = node_vars.get("cache_node_" + key)
         settings[key] = copy.deepcopy(default) if value is None else value
     settings["ansible_host"] = node_vars.get("ansible_host") or ""
+    if role:
+        settings["metrics_dir"] = node_vars.get("gpulab_metrics_dir") or ""
     return settings
 
 
@@ -183,6 +190,10 @@ def _role_errors(settings):
             errors.append("cache_node_%s: %r is not a whole number of seconds (%d-%d)"
                           % (key, value, lowest, _MAX_SECONDS))
     errors.extend(_port_errors("cache_node_pypi_backend_port", settings["pypi_backend_port"]))
+    interval = settings["metrics_interval"]
+    if not isinstance(interval, str) or not _SYSTEMD_SPAN.fullmatch(interval):
+        errors.append("cache_node_metrics_interval: %r is not a systemd time span; use a number with an optional"
+                      " unit s, min or h, like 30s, 1min or 5min" % (interval,))
     for key, conda in (("pypi_upstream", False), ("conda_upstream", True)):
         error = _url_error(key, settings[key], conda)
         if error:
@@ -282,6 +293,8 @@ def node_errors(settings):
                     registry_upstream(entry, None)
                 except CacheNodeError as exc:
                     errors.append(str(exc))
+    if "docker" in services and "registry_metrics_port" in settings:
+        ports.extend(_debug_ports(settings, errors))
     by_port = {}
     for name, port in ports:
         if isinstance(port, int) and not isinstance(port, bool):
@@ -291,6 +304,21 @@ def node_errors(settings):
             errors.append("port collision: %s all use port %d; give each service its own port"
                           % (" and ".join(names), port))
     return errors
+
+
+def _debug_ports(settings, errors):
+    """(name, port) of each registry's debug server (gpulab-cache-metrics reads its counts there):
+    ``registry_metrics_port`` + the registry's index, where metrics are on; a bad base port is an error."""
+    registries = settings["registries"] if isinstance(settings["registries"], list) else []
+    base = settings["registry_metrics_port"]
+    if not settings.get("metrics_dir") or not registries:
+        return []
+    if not _is_int(base) or not 1 <= base or base + len(registries) - 1 > 65535:
+        errors.append("cache_node_registry_metrics_port: %r is not a TCP port (1-65535) with one more port free"
+                      " above it for each further registry" % (base,))
+        return []
+    return [("cache_node_registry_metrics_port (the debug server of cache_node_registries[%d])" % index, base + index)
+            for index in range(len(registries))]
 
 
 def blob_cache_port(entry):

@@ -50,3 +50,16 @@ def _patch_module_args_before_2_19():
 
 
 _patch_module_args_before_2_19()
+
+
+import pytest  # noqa: E402  (after the path set-up above)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_module_warnings():
+    """Each test's module runs start with no warnings: AnsibleModule keeps them process-wide
+    (ansible.module_utils.common.warnings), so one test's warning would reach the next test's result."""
+    from ansible.module_utils.common import warnings as module_warnings
+    for name in ("_global_warnings", "_global_deprecations"):
+        getattr(module_warnings, name).clear()
+    yield

@@ -312,7 +312,7 @@ def test_every_role_variable_is_a_checked_setting():
     assert {key: role["cache_node_" + key] for key in ROLE_DEFAULTS} == ROLE_DEFAULTS
     with open(os.path.join(ROOT, "roles", "cache_node", "vars", "main.yml")) as handle:
         passed = yaml.safe_load(handle)["_cache_node_vars"]
-    assert set(passed) == set(role) | {"ansible_host"}
+    assert set(passed) == set(role) | {"ansible_host", "gpulab_metrics_dir"}
     with open(os.path.join(ROOT, "roles", "cache_node", "meta", "argument_specs.yml")) as handle:
         spec = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
     assert set(spec) == set(role)
@@ -467,3 +467,53 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize("key", ["pypi_upstream", "conda_upstream"])
 def test_an_unparsable_upstream_is_an_error_not_a_traceback(key):
     assert "does not parse" in only_error(key, **{key: "http://u:pw@[::1"})
+
+
+# The metrics timer's interval and the registries' debug servers (gpulab-cache-metrics reads their counts).
+def metrics_errors(metrics_dir="/var/lib/prometheus/node-exporter", **overrides):
+    node_vars = {"cache_node_" + k: v for k, v in overrides.items()}
+    node_vars["gpulab_metrics_dir"] = metrics_dir
+    return node_errors(node_settings(node_vars, "cache1", role=True))
+
+
+@pytest.mark.parametrize("value", ["30s", "1min", "5min", "2h", "90"])
+def test_metrics_interval_takes_systemd_spans(value):
+    assert metrics_errors(metrics_interval=value) == []
+
+
+@pytest.mark.parametrize("value", ["1 min", "1min\nExecStart=/bin/sh", "", "5minutes", "-1s", 60, True])
+def test_metrics_interval_is_checked(value):
+    errors = metrics_errors(metrics_interval=value)
+    assert len(errors) == 1 and errors[0].startswith("cache_node_metrics_interval: ") and "1min" in errors[0], errors
+
+
+@pytest.mark.parametrize("value", [0, 65536, "5001", True, None.__class__])
+def test_registry_metrics_port_is_a_port(value):
+    if value is None.__class__:
+        value = [5001]
+    errors = metrics_errors(registry_metrics_port=value)
+    assert len(errors) == 1 and errors[0].startswith("cache_node_registry_metrics_port: "), errors
+
+
+def test_each_registry_takes_one_debug_port_above_the_base():
+    two = [{"name": "docker.io", "port": 5000}, {"name": "ghcr.io", "port": 5001}]
+    errors = metrics_errors(registries=two)  # ghcr.io's 5001 is docker.io's debug port
+    assert len(errors) == 1 and errors[0].startswith("port collision: ") and "5001" in errors[0], errors
+    assert "cache_node_registry_metrics_port" in errors[0] and "cache_node_registries[1].port" in errors[0]
+    assert metrics_errors(registries=two, registry_metrics_port=5201) == []
+    # the last debug port must exist: 65535 + one more registry is past the range
+    assert metrics_errors(registries=two, registry_metrics_port=65535)[0].startswith(
+        "cache_node_registry_metrics_port: 65535 ")
+
+
+def test_a_debug_port_meets_a_default_blob_cache_port():
+    # docker.io's blob cache listens on 5000 + 100 by default
+    errors = metrics_errors(registry_metrics_port=5100)
+    assert len(errors) == 1 and "5100" in errors[0] and "cache_node_registries[0].cache_port" in errors[0], errors
+
+
+def test_with_metrics_off_the_debug_servers_take_no_port():
+    two = [{"name": "docker.io", "port": 5000}, {"name": "ghcr.io", "port": 5001}]
+    assert metrics_errors("", registries=two) == []
+    assert metrics_errors("", services=["pypi", "conda"], registry_metrics_port=3141) == []
+    assert metrics_errors(services=["pypi", "conda"], registry_metrics_port=3141) == []  # no registry runs

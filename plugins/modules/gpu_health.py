@@ -92,6 +92,7 @@ options:
       - Not used with O(validate_only) nor in check mode.
     type: str
     default: ""
+    version_added: 1.4.0
 """
 
 EXAMPLES = r"""

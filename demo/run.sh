@@ -13,7 +13,7 @@
 #  2. gpu3's mirror (tuna) dies: with no Ansible run, its watcher moves pip to the cache node.
 #  3. every public PyPI mirror dies: a fresh venv still installs the same packages (the cache).
 #  4. the cache node's devpi stops, the lab mirror comes back: failover.yml moves the GPU hosts to it.
-#  5. the report, with its cache-node section.
+#  5. the report, with its cache-node section, and each host's active-mirror series (metrics).
 #  6. GPU node health: gpu2 gets a fake nvidia-smi serving a recorded H100 report with a row remap
 #     pending (and the kernel log's Xid 48 that caused it); playbooks/validate.yml judges gpu2
 #     degraded, names it with its problems and fails it; gpu1 and gpu3 (no GPU) are SKIPPED.
@@ -227,6 +227,19 @@ printf '  failover.yml took %.1f s for %d hosts\n' "$(python3 -c "print($(date +
 
 say "pip works again, through the lab mirror"
 for h in "${GPUS[@]}"; do pip_install "$h" /opt/demo "$LAB_URL"; done
+
+say "Metrics: what each host's node_exporter serves from gpulab_metrics_dir (the active mirror, the switches)"
+# The files node_exporter's textfile collector reads (/var/lib/prometheus/node-exporter, Debian's default);
+# docs/metrics.md has the metric table and the shipped alert rules.
+for h in "${GPUS[@]}"; do
+  prom=$(in_host "$h" 'cat /var/lib/prometheus/node-exporter/gpulab_mirrors.prom') \
+    || fail "$h: no gpulab_mirrors.prom in /var/lib/prometheus/node-exporter"
+  grep -E '^gpulab_mirror_(active_info|switches_total)\{' <<<"$prom" | sed "s/^/  $h  /"
+  grep -q '^gpulab_mirror_active_info{mirror="lab",service="pypi",' <<<"$prom" \
+    || fail "$h: gpulab_mirror_active_info does not show pypi on lab after failover.yml"
+done
+grep -q 'reason="failover",service="pypi",to="cache-cache1"' <(in_host gpu3 'cat /var/lib/prometheus/node-exporter/gpulab_mirrors.prom') \
+  || fail "gpu3: the watcher's switch off tuna is not counted in gpulab_mirror_switches_total"
 
 say "Cache-node section after site.yml ($STATE/report-site.json)"
 report "$STATE/report-site.json" cache

@@ -145,9 +145,9 @@ def probe_all(entries, settings):
 
     # The node's own endpoints are never reached through a proxy; the upstreams the way the node's
     # clients reach them (the lab's proxy settings, or the process's environment without them).
+    remote_opener = UrlOpener(ca_path=settings["ca_path"], proxy=settings["proxy"])
     threads = [threading.Thread(target=run, args=("local", local, UrlOpener(proxy={}))),
-               threading.Thread(target=run, args=("remote", remote, UrlOpener(ca_path=settings["ca_path"],
-                                                                             proxy=settings["proxy"])))]
+               threading.Thread(target=run, args=("remote", remote, remote_opener))]
     for thread in threads:
         thread.daemon = True
         thread.start()
@@ -160,14 +160,15 @@ def probe_all(entries, settings):
         if answer is None:
             return None, None
         if answer.get("error"):
-            problems.append("%s: %s probe: %s" % (_name(entries[int(key)]), "endpoint" if kind == "local"
-                                                   else "upstream", answer["error"]))
+            where = "endpoint" if kind == "local" else "upstream"
+            problems.append("%s: %s probe: %s" % (_name(entries[int(key)]), where, answer["error"]))
             return False, None
         result = (answer.get("results") or [{}])[0]
         latency = result.get("latency_ms")
         if not result.get("healthy"):
-            problems.append("%s: %s %s: %s" % (_name(entries[int(key)]), "endpoint" if kind == "local" else "upstream",
-                                                result.get("url"), result.get("reason") or "unhealthy"))
+            where = "endpoint" if kind == "local" else "upstream"
+            problems.append("%s: %s %s: %s" % (_name(entries[int(key)]), where, result.get("url"),
+                                               result.get("reason") or "unhealthy"))
         return bool(result.get("healthy")), (latency / 1000.0 if isinstance(latency, (int, float)) else None)
 
     for index in range(len(entries)):

@@ -271,8 +271,8 @@ def update_state(directory, concern, update, check=False):
             try:
                 replace_text(state_path(directory, concern), text, mode=0o600)
             except OSError as exc:
-                raise MetricsError("%s: cannot write %s: %s" % (VARIABLE, state_path(directory, concern),
-                                                                 _oserror_text(exc)))
+                raise MetricsError("%s: cannot write %s: %s"
+                                   % (VARIABLE, state_path(directory, concern), _oserror_text(exc)))
         return write_prom(directory, concern, families, check)
 
 

@@ -157,7 +157,7 @@ def test_update_state_counts_across_runs_and_under_concurrency(tmp_path):
                        [(m.key_labels(k), v) for k, v in counters.items()])
         return data, [fam]
 
-    threads = [threading.Thread(target=m.update_state, args=(directory, "mirrors", bump)) for _ in range(8)]
+    threads = [threading.Thread(target=m.update_state, args=(directory, "mirrors", bump)) for _thread in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -97,8 +97,8 @@ def test_a_switch_back_counts_under_its_own_reason_and_counters_add_up_across_ru
     data = {}
     for step in range(3):  # a -> b -> a, three times
         now = T0 + step * 600
-        data, _ = run(data, now, results={"pypi": [result("a", healthy=False), result("b")]}, selected={"pypi": chosen("b")},
-                      switches=[{"service": "pypi", "from": "a", "to": "b", "reason": "failover"}])
+        data, _text = run(data, now, results={"pypi": [result("a", healthy=False), result("b")]}, selected={"pypi": chosen("b")},
+                          switches=[{"service": "pypi", "from": "a", "to": "b", "reason": "failover"}])
         data, text = run(data, now + 300, results={"pypi": [result("a"), result("b")]}, selected={"pypi": chosen("a")},
                          switches=[{"service": "pypi", "from": "b", "to": "a", "reason": "switch_back"}])
     assert value(text, "gpulab_mirror_switches_total", service="pypi", to="b", reason="failover", **{"from": "a"}) == 3
@@ -110,7 +110,7 @@ def test_a_switch_back_counts_under_its_own_reason_and_counters_add_up_across_ru
 
 
 def test_mirrors_not_probed_within_stale_s_have_no_outcome_series():
-    data, _ = run({}, T0, results={"pypi": [result("a", lag=1, age_h=2), result("b")]}, selected={"pypi": chosen("a")})
+    data, _text = run({}, T0, results={"pypi": [result("a", lag=1, age_h=2), result("b")]}, selected={"pypi": chosen("a")})
     # later runs probe only the chosen mirror (the watcher's polite probe)
     data, text = run(data, T0 + 600, results={"pypi": [result("a", lag=2, age_h=2)]}, selected={"pypi": chosen("a")})
     assert value(text, "gpulab_mirror_probe_success", service="pypi", mirror="b") == 1  # 600 s old: still fresh
@@ -127,8 +127,8 @@ def test_mirrors_not_probed_within_stale_s_have_no_outcome_series():
 
 
 def test_a_mirror_removed_from_the_catalog_drops_out_but_its_switch_counts_stay():
-    data, _ = run({}, T0, results={"pypi": [result("a", healthy=False), result("b")]}, selected={"pypi": chosen("b")},
-                  switches=[{"service": "pypi", "from": "a", "to": "b", "reason": "failover"}])
+    data, _text = run({}, T0, results={"pypi": [result("a", healthy=False), result("b")]}, selected={"pypi": chosen("b")},
+                      switches=[{"service": "pypi", "from": "a", "to": "b", "reason": "failover"}])
     data, text = run(data, T0 + 60, results={"pypi": [result("b")]}, selected={"pypi": chosen("b")},
                      catalog={"pypi": ["b", "c"], "docker": ["da", "db"]})
     assert 'mirror="a"' not in text
@@ -137,8 +137,8 @@ def test_a_mirror_removed_from_the_catalog_drops_out_but_its_switch_counts_stay(
 
 
 def test_an_active_mirror_removed_from_the_catalog_and_a_removed_service_drop_out():
-    data, _ = run({}, T0, results={"pypi": [result("a")], "conda": [result("c1")]},
-                  selected={"pypi": chosen("a"), "conda": chosen("c1")}, catalog={"pypi": ["a"], "conda": ["c1"]})
+    data, _text = run({}, T0, results={"pypi": [result("a")], "conda": [result("c1")]},
+                      selected={"pypi": chosen("a"), "conda": chosen("c1")}, catalog={"pypi": ["a"], "conda": ["c1"]})
     # the watcher knows only its services: conda is left alone
     data, text = run(data, T0 + 1, catalog={"pypi": ["b"]})
     assert names(text, "gpulab_mirror_active_info") == ["c1"]
@@ -160,8 +160,8 @@ def test_no_chosen_mirror_means_no_active_series_and_kept_is_a_status():
 
 def test_a_credential_in_a_url_is_never_a_label_value():
     url = "https://bob:s3cret@pypi.lab.example/simple"
-    data, text = run({}, T0, results={"pypi": [result("a", url=url)]}, selected={"pypi": dict(chosen("a"), url_masked=url,
-                                                                                                  url=url)})
+    selected = {"pypi": dict(chosen("a"), url_masked=url, url=url)}
+    data, text = run({}, T0, results={"pypi": [result("a", url=url)]}, selected=selected)
     assert "s3cret" not in text and "s3cret" not in json.dumps(data)
     [(labels, _one)] = [(dict(k[1]), v) for k, v in series(text).items() if k[0] == "gpulab_mirror_active_info"]
     assert labels["url"].startswith("https://") and "pypi.lab.example/simple" in labels["url"] and "bob:s3cret" not in labels["url"]

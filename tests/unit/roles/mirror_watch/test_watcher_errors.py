@@ -364,9 +364,9 @@ def test_the_zipapp_writes_the_metrics_files(pyz, host):
     assert 'gpulab_mirror_switches_total{from="a",reason="failover",service="pypi",to="b"} 1' in mirrors_text
     assert "gpulab_mirror_watch_last_exit_status 0\n" in watch_text
     assert "gpulab_mirror_watch_interval_seconds 120\n" in watch_text
-    assert sorted(os.listdir(str(metrics_dir))) == [".gpulab-mirror_watch.json", ".gpulab-mirror_watch.lock",
-                                                   ".gpulab-mirrors.json", ".gpulab-mirrors.lock",
-                                                   "gpulab_mirror_watch.prom", "gpulab_mirrors.prom"]
+    assert sorted(os.listdir(str(metrics_dir))) == [
+        ".gpulab-mirror_watch.json", ".gpulab-mirror_watch.lock", ".gpulab-mirrors.json", ".gpulab-mirrors.lock",
+        "gpulab_mirror_watch.prom", "gpulab_mirrors.prom"]
 
 
 def test_a_missing_metrics_dir_is_one_line_and_the_switch_and_status_are_the_same(pyz, host):

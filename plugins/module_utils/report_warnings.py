@@ -5,13 +5,15 @@
 
 Read from the report's data (``mirror_report(output='data')``, already masked): a service with no
 healthy mirror (``none``), a kept choice (every mirror down), a pin that was not obeyed, every
-``warnings`` entry of a role's report (a restart pending, an extra-index-url, ...), and hosts that
-failed or were unreachable. Pure.
+``warnings`` entry of a role's report (a restart pending, an extra-index-url, ...), a lab cache node
+that serves on itself but that every client rejected (clients then quietly use public mirrors), and
+hosts that failed or were unreachable. Pure.
 """
 
 from __future__ import annotations
 
 from ansible_collections.gpulab.provision.plugins.module_utils.printable import one_line
+from ansible_collections.gpulab.provision.plugins.module_utils.report import CACHE_PREFIX
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import mask_text
 
 _STATUS_WORDS = {
@@ -44,6 +46,44 @@ def run_warnings(data, failed_hosts=None):
                 warnings = [warnings]
             for warning in warnings if isinstance(warnings, (list, tuple)) else []:
                 lines.append("%s: %s: %s" % (host, role, mask_text(str(warning))))
+    lines.extend(_unused_cache_nodes(data))
     for host in sorted({str(host) for host in failed_hosts or []}):
         lines.append("%s: failed or unreachable: see the run above" % host)
     return [one_line(line) for line in lines]
+
+
+def _unused_cache_nodes(data):
+    """A line per cache node that served on itself in this run (its cache_node report is there: the
+    role checked its services answer) but that no client found healthy while at least one rejected it:
+    every client then uses a public mirror, silently. The usual cause is an advertised name the clients
+    cannot resolve or reach (cache_node_advertise_address, default ansible_host, else the inventory name)."""
+    lines = []
+    hosts = {str(host): entry if isinstance(entry, dict) else {} for host, entry in data.items()}
+    for node in sorted(hosts):
+        reports = hosts[node].get("reports")
+        if not (isinstance(reports, dict) and isinstance(reports.get("cache_node"), dict)):
+            continue
+        name = CACHE_PREFIX + node
+        took, refused, reasons, urls = set(), set(), set(), set()
+        for host, entry in hosts.items():
+            if host == node:  # the node reaching itself (its own name in /etc/hosts) says nothing of the clients
+                continue
+            selected = entry.get("mirrors_selected") if isinstance(entry.get("mirrors_selected"), dict) else {}
+            for selection in selected.values():
+                selection = selection if isinstance(selection, dict) else {}
+                ranked = [item for item in selection.get("ranked") or [] if isinstance(item, dict)]
+                if selection.get("name") == name or any(item.get("name") == name for item in ranked):
+                    took.add(host)
+                for item in selection.get("rejected") or []:
+                    if isinstance(item, dict) and item.get("name") == name:
+                        refused.add(host)
+                        reasons.add(mask_text(str(item.get("reason") or "unhealthy")))
+                        if item.get("url_masked"):
+                            urls.add(mask_text(str(item["url_masked"])))
+        if refused and not took:
+            lines.append(
+                "%s: cache_node: serves on itself, but every client rejected it (%s: %s)%s, so they use public"
+                " mirrors; set cache_node_advertise_address to a name or address the clients resolve and reach"
+                % (node, ", ".join(sorted(refused)), "; ".join(sorted(reasons)),
+                   "; they tried " + ", ".join(sorted(urls)) if urls else ""))
+    return lines

@@ -74,3 +74,51 @@ def test_a_recorded_fact_with_a_number_for_a_name_is_shown_as_text():
     selected = recorded_selection({"pypi": {"name": 123, "status": "ok", "url_masked": "https://m.example/simple"}})
     assert selected["pypi"]["name"] == "123"
     assert report_text({"gpu1": {"gpulab_mirrors_selected": selected}}).splitlines()[2].split()[:3] == ["gpu1", "pypi", "123"]
+
+
+def cache_client(status="ok", chosen="tuna", ranked=("tuna",), rejected=()):
+    return {"status": status, "name": chosen,
+            "ranked": [{"name": name} for name in ranked],
+            "rejected": [{"name": name, "reason": reason, "url_masked": url} for name, reason, url in rejected]}
+
+
+UNRESOLVED = ("cache-cache1", "connection failed: name does not resolve", "http://cache1:3141/root/pypi/+simple")
+NODE = {"gpulab_report_cache_node": {"changed": False, "upstreams": {"pypi": "https://t/simple"}}}
+
+
+def test_a_cache_node_every_client_rejected_is_a_warning_naming_the_fix():
+    hostvars = {
+        # the node resolves its own name: it finds itself healthy, which says nothing of its clients
+        "cache1": dict(NODE, gpulab_mirrors_selected={"pypi": cache_client(chosen="cache-cache1", ranked=("cache-cache1",))}),
+        "gpu1": {"gpulab_mirrors_selected": {"pypi": cache_client(rejected=[UNRESOLVED])}},
+        "gpu2": {"gpulab_mirrors_selected": {"pypi": cache_client(rejected=[UNRESOLVED]),
+                                             "docker": cache_client(chosen="dp", ranked=("dp",))}},
+    }
+    assert run_warnings(report_data(hostvars)) == [
+        "cache1: cache_node: serves on itself, but every client rejected it (gpu1, gpu2: connection failed: name does"
+        " not resolve); they tried http://cache1:3141/root/pypi/+simple, so they use public mirrors; set"
+        " cache_node_advertise_address to a name or address the clients resolve and reach"]
+
+
+def test_one_client_that_uses_the_node_or_found_it_healthy_is_no_warning():
+    uses = {"gpulab_mirrors_selected": {"pypi": cache_client(chosen="cache-cache1", ranked=("cache-cache1", "tuna"))}}
+    pinned_away = {"gpulab_mirrors_selected": {"pypi": cache_client(status="pinned", ranked=("tuna", "cache-cache1"))}}
+    rejects = {"gpulab_mirrors_selected": {"pypi": cache_client(rejected=[UNRESOLVED])}}
+    for other in (uses, pinned_away):
+        assert run_warnings(report_data({"cache1": dict(NODE), "gpu1": rejects, "gpu2": other})) == []
+
+
+def test_a_node_without_its_own_report_or_without_clients_is_no_warning():
+    rejects = {"gpulab_mirrors_selected": {"pypi": cache_client(rejected=[UNRESOLVED])}}
+    # the node did not run (or failed) in this run: its failure is reported on its own line
+    assert run_warnings(report_data({"gpu1": rejects})) == []
+    # no client had it in its catalog
+    assert run_warnings(report_data({"cache1": dict(NODE), "gpu1": {"gpulab_mirrors_selected": {"pypi": cache_client()}}})) == []
+
+
+def test_the_unused_node_warning_masks_credentials():
+    secret = ("cache-cache1", "HTTP 401 from https://bob:hunter2@cache1:3141/root/pypi/+simple",
+              "https://***@cache1:3141/root/pypi/+simple")
+    hostvars = {"cache1": dict(NODE), "gpu1": {"gpulab_mirrors_selected": {"pypi": cache_client(rejected=[secret])}}}
+    [line] = run_warnings(report_data(hostvars))
+    assert "hunter2" not in line and "https://***@cache1:3141" in line

@@ -9,46 +9,37 @@ and so does the Docker probe (module_utils/probe_docker.py).
 
 from __future__ import annotations
 
-import re
-
+from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_error import ImageArchiveError
+from ansible_collections.gpulab.provision.plugins.module_utils.image_archive_refs import parse_ref
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_require import RequirementError
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_spec import ProbeSpecError
 
-_IMAGE_REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_IMAGE_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
+# Registries whose images a Docker Hub mirror (dockerd's registry-mirrors) serves.
+HUB_DOMAINS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
 def parse_image_ref(image):
     """``hello-world`` / ``library/hello-world:latest`` / ``repo@sha256:...`` -> ``(repository, reference)``.
 
-    Docker registry-mirrors serve Docker Hub only, so a ``docker.io/`` prefix is dropped and
-    single-name images get Hub's ``library/``.
+    Parsed by the collection's one reference parser (:func:`image_archive_refs.parse_ref`, Docker's
+    rule: a first component with a dot, a colon or ``localhost`` names a registry). Docker
+    registry-mirrors serve Docker Hub only, so an image of another registry (``nvcr.io/...``,
+    ``localhost:5000/...``) is refused, naming it; single-name images get Hub's ``library/``.
     """
     if not isinstance(image, str) or not image.strip():
         raise ProbeSpecError("docker_image must be a non-empty string such as library/hello-world:latest")
-    ref = image.strip()
-    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
-        if ref.startswith(prefix):
-            ref = ref[len(prefix):]
-    if "@" in ref:
-        repository, reference = ref.split("@", 1)
-        if not _IMAGE_DIGEST.match(reference):
-            raise ProbeSpecError("docker_image %r: bad digest" % image)
-        repository = repository.rsplit(":", 1)[0] if ":" in repository.rsplit("/", 1)[-1] else repository
-    else:
-        last = ref.rsplit("/", 1)[-1]
-        if ":" in last:
-            repository, reference = ref.rsplit(":", 1)
-        else:
-            repository, reference = ref, "latest"
-        if not _IMAGE_TAG.match(reference):
-            raise ProbeSpecError("docker_image %r: bad tag" % image)
-    if "/" not in repository:
-        repository = "library/" + repository
-    if not _IMAGE_REPO.match(repository):
-        raise ProbeSpecError("docker_image %r: bad repository name" % image)
-    return repository, reference
+    try:
+        domain, path, tag, digest = parse_ref(image.strip())
+    except ImageArchiveError:
+        raise ProbeSpecError("docker_image %r: not an image reference (repository[:tag][@digest], lowercase"
+                             " repository)" % (image,))
+    if domain not in HUB_DOMAINS:
+        raise ProbeSpecError("docker_image %r is on %s, not Docker Hub: a Docker Hub mirror (dockerd's"
+                             " registry-mirrors) cannot serve it; remove it here (a registry of its own is"
+                             " a cache node's cache_node_registries entry)" % (image, domain))
+    if domain != "docker.io" and "/" not in path:
+        path = "library/" + path
+    return path, digest or tag or "latest"
 
 
 def check_require(items):

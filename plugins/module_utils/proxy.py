@@ -149,3 +149,15 @@ def proxy_environment(settings):
             env["%s_proxy" % key] = env["%s_PROXY" % key.upper()] = settings[key]
     env["no_proxy"] = env["NO_PROXY"] = ",".join(settings.get("no_proxy") or [])
     return env
+
+
+def proxy_from_environment(env):
+    """:func:`proxy_settings`' ``{http, https, no_proxy}`` back from :func:`proxy_environment`'s
+    variables (the watcher's configuration holds those), or None when they name no proxy."""
+    env = env or {}
+    settings = {key: env.get("%s_proxy" % key) or env.get("%s_PROXY" % key.upper()) or None for key in ("http", "https")}
+    if not settings["http"] and not settings["https"]:
+        return None
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
+    settings["no_proxy"] = [item.strip() for item in no_proxy.split(",") if item.strip()]
+    return settings

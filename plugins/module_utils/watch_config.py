@@ -21,6 +21,7 @@ import re
 
 from ansible_collections.gpulab.provision.plugins.module_utils.host_lock import DEFAULT_LOCK_PATH
 from ansible_collections.gpulab.provision.plugins.module_utils.probe_inputs import probe_args
+from ansible_collections.gpulab.provision.plugins.module_utils.proxy import proxy_from_environment
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import holds_credentials
 from ansible_collections.gpulab.provision.plugins.module_utils.selection import (
     DEFAULT_POLICY,
@@ -95,23 +96,29 @@ def _set(value):
     return value is not None and value != ""
 
 
-def _clients(service, opts):
-    """The client files of ``service`` with the renderer options and file settings the config roles use."""
+def _clients(service, opts, proxy=None):
+    """The client files of ``service`` with the renderer options and file settings the config roles use.
+
+    ``proxy``: the lab proxy's settings (:func:`proxy.proxy_settings`), given to pip and conda as
+    pip_mirror and conda_mirror give it (a proxied mirror gets the proxy line, a direct one none);
+    None: no gpulab_proxy, the files' own proxy lines are left as they are.
+    """
     pip, conda, docker = opts["pip"], opts["conda"], opts["docker"]
+    via = {"proxy": proxy} if proxy else {}
     files = []
     if service == pip["service"]:
         files.append(dict(_written_as(pip), client="pip_conf", path=pip["conf_path"],
-                          options={"path": pip["conf_path"], "service": service, "timeout": pip["timeout"],
-                                   "retries": pip["retries"]}))
+                          options=dict({"path": pip["conf_path"], "service": service, "timeout": pip["timeout"],
+                                        "retries": pip["retries"]}, **via)))
         if pip["manage_uv"]:
             files.append(dict(_written_as(pip), client="uv_toml", path=pip["uv_conf_path"],
                               options={"path": pip["uv_conf_path"], "service": service}))
     if service == conda["service"]:
         files.append(dict(_written_as(conda), client="condarc", path=conda["condarc_path"],
-                          options={"path": conda["condarc_path"], "service": service,
-                                   "custom_channels": list(conda["custom_channels"]),
-                                   "default_channels": list(conda["default_channels"]),
-                                   "show_channel_urls": conda["show_channel_urls"]}))
+                          options=dict({"path": conda["condarc_path"], "service": service,
+                                        "custom_channels": list(conda["custom_channels"]),
+                                        "default_channels": list(conda["default_channels"]),
+                                        "show_channel_urls": conda["show_channel_urls"]}, **via)))
     if service == docker["service"]:
         # failover.yml's docker_mirror_mirrors_only: registry-mirrors / insecure-registries only.
         files.append(dict(_written_as(docker), client="daemon_json", path=docker["daemon_json_path"],
@@ -123,7 +130,8 @@ def _clients(service, opts):
     return files
 
 
-def watch_config(mirrors, services, policy=None, pin=None, clients=None, settings=None, only=None, require=None):
+def watch_config(mirrors, services, policy=None, pin=None, clients=None, settings=None, only=None, require=None,
+                 proxy=None):
     """The watcher's configuration and whether it holds credentials.
 
     :arg mirrors: gpulab_mirrors. :arg services: the merged gpulab_mirror_services (with kinds).
@@ -133,6 +141,8 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
         environment: the proxy variables mirror_select probes with, from the proxy_environment filter).
     :arg only: service names to watch (empty: every service that has a client file).
     :arg require: gpulab_mirror_require (pinned items every mirror must serve).
+    :arg proxy: the lab proxy's settings (:func:`proxy.proxy_settings`) for pip's and conda's files;
+        None: taken from ``settings["environment"]`` (the watcher), no proxy there: files' lines left.
     :returns: ``{"config": {...}, "sensitive": bool, "services": [names]}``.
     :raises WatchError: the inventory is unusable (every problem, each naming its variable).
     """
@@ -162,12 +172,13 @@ def watch_config(mirrors, services, policy=None, pin=None, clients=None, setting
         raise WatchError("mirror_watch_services: %s not in gpulab_mirrors (%s)"
                          % (", ".join(unknown), ", ".join(sorted(mirrors))))
     pin = pin or {}
+    proxy = proxy or proxy_from_environment(merged.get("environment"))
     full_policy = dict(DEFAULT_POLICY, **(policy or {}))
     watched = {}
     for service, entries in mirrors.items():
         if only and service not in only:
             continue
-        files = _clients(service, opts)
+        files = _clients(service, opts, proxy)
         if not files:
             continue
         # The probe's arguments as mirror_select makes them (requirements, freshness limits, entries

@@ -477,7 +477,7 @@ def main():
                              % (", ".join(unknown), ", ".join(sorted(params["mirrors"]))))
     try:  # validates the inventory (mirror_catalog_errors) before anything is probed
         built = watch_config(params["mirrors"], params["services"], params["policy"], params["pin"], params["clients"],
-                             require=params["require"])
+                             require=params["require"], proxy=proxy)
     except WatchError as exc:
         if exc.problems:
             lines = ["Mirror inventory has %d problem(s):" % len(exc.problems)] + exc.problems

@@ -63,7 +63,7 @@ ROLE_DEFAULTS = {
     "registry_blob_lock_timeout": "1h",
     "registry_ca_file": "/etc/ssl/certs/ca-certificates.crt",
     "metrics_interval": "1min",
-    "registry_metrics_port": 5001,
+    "registry_metrics_port": 5200,
 }
 
 # What each value may look like where the format cannot quote it (nginx reads ';', '{', '}', '#',

@@ -496,11 +496,11 @@ def test_registry_metrics_port_is_a_port(value):
 
 
 def test_each_registry_takes_one_debug_port_above_the_base():
-    two = [{"name": "docker.io", "port": 5000}, {"name": "ghcr.io", "port": 5001}]
-    errors = metrics_errors(registries=two)  # ghcr.io's 5001 is docker.io's debug port
-    assert len(errors) == 1 and errors[0].startswith("port collision: ") and "5001" in errors[0], errors
+    two = [{"name": "docker.io", "port": 5000}, {"name": "ghcr.io", "port": 5201}]
+    errors = metrics_errors(registries=two)  # ghcr.io's 5201 is its own debug port (5200 + 1)
+    assert len(errors) == 1 and errors[0].startswith("port collision: ") and "5201" in errors[0], errors
     assert "cache_node_registry_metrics_port" in errors[0] and "cache_node_registries[1].port" in errors[0]
-    assert metrics_errors(registries=two, registry_metrics_port=5201) == []
+    assert metrics_errors(registries=two, registry_metrics_port=5400) == []
     # the last debug port must exist: 65535 + one more registry is past the range
     assert metrics_errors(registries=two, registry_metrics_port=65535)[0].startswith(
         "cache_node_registry_metrics_port: 65535 ")
@@ -517,3 +517,8 @@ def test_with_metrics_off_the_debug_servers_take_no_port():
     assert metrics_errors("", registries=two) == []
     assert metrics_errors("", services=["pypi", "conda"], registry_metrics_port=3141) == []
     assert metrics_errors(services=["pypi", "conda"], registry_metrics_port=3141) == []  # no registry runs
+
+
+def test_the_example_inventorys_registries_fit_the_default_debug_ports():
+    # inventories/example: docker.io on 5000, nvcr.io on 5001 (blob caches 5100, 5101; debug 5200, 5201)
+    assert metrics_errors(registries=[{"name": "docker.io", "port": 5000}, {"name": "nvcr.io", "port": 5001}]) == []

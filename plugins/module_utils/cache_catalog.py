@@ -438,13 +438,22 @@ def node_endpoints(settings):
 
 def checked_nodes(nodes):
     """``[(hostname, settings)]`` of ``[(hostname, node_vars)]``; a node with bad settings raises
-    :class:`CacheNodeError` naming it and every problem."""
-    out = []
+    :class:`CacheNodeError` naming it and every problem, and so do two nodes that advertise one
+    address (clients would count one machine as two cache nodes)."""
+    out, advertised = [], {}
     for hostname, node_vars in nodes:
         settings = node_settings(node_vars, hostname)
         errors = node_errors(settings)
         if errors:
             raise CacheNodeError("cache node %s: %s" % (hostname, "; ".join(errors)))
+        host = advertised_host(settings).lower()
+        if host in advertised:
+            raise CacheNodeError(
+                "cache nodes %s and %s both advertise %s (cache_node_advertise_address, else a specific"
+                " cache_node_listen_address, else ansible_host, else the inventory name): clients would take one"
+                " machine for two cache nodes; give each node its own cache_node_advertise_address"
+                % (advertised[host], hostname, host))
+        advertised[host] = hostname
         out.append((hostname, settings))
     return out
 

@@ -15,6 +15,7 @@ from ansible_collections.gpulab.provision.plugins.module_utils.cache_catalog imp
     ROLE_DEFAULTS,
     CacheNodeError,
     cache_catalog,
+    checked_nodes,
     node_endpoints,
     node_errors,
     node_settings,
@@ -522,3 +523,24 @@ def test_with_metrics_off_the_debug_servers_take_no_port():
 def test_the_example_inventorys_registries_fit_the_default_debug_ports():
     # inventories/example: docker.io on 5000, nvcr.io on 5001 (blob caches 5100, 5101; debug 5200, 5201)
     assert metrics_errors(registries=[{"name": "docker.io", "port": 5000}, {"name": "nvcr.io", "port": 5001}]) == []
+
+
+@pytest.mark.parametrize("second", [
+    {"ansible_host": "10.0.0.5"},
+    {"ansible_host": "10.0.0.9", "cache_node_advertise_address": "10.0.0.5"},
+    {"cache_node_listen_address": "10.0.0.5", "cache_node_pypi_port": 3142},
+    {"ansible_host": "CACHE.lab.example"},
+])
+def test_two_nodes_that_advertise_one_address_are_refused_naming_both(second):
+    first = ("cache1", {"ansible_host": "10.0.0.5" if "CACHE" not in str(second) else "cache.lab.example"})
+    with pytest.raises(CacheNodeError) as info:
+        checked_nodes([first, ("cache2", second)])
+    text = str(info.value)
+    assert text.startswith("cache nodes cache1 and cache2 both advertise ") and "cache_node_advertise_address" in text
+
+
+def test_two_nodes_with_their_own_addresses_are_both_used():
+    nodes = [("cache1", {"ansible_host": "10.0.0.5"}), ("cache2", {"ansible_host": "10.0.0.6"})]
+    assert [name for name, _settings in checked_nodes(nodes)] == ["cache1", "cache2"]
+    catalog = cache_catalog({"pypi": [{"name": "tuna", "url": "https://t.example/simple"}]}, nodes, host="gpu1")
+    assert [entry["name"] for entry in catalog["pypi"]] == ["cache-cache1", "cache-cache2", "tuna"]

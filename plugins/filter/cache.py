@@ -12,8 +12,8 @@ from ansible_collections.gpulab.provision.plugins.module_utils import cache_cata
 from ansible_collections.gpulab.provision.plugins.plugin_utils.filter_errors import named_filter
 
 
-def cache_catalog(catalog, hostvars, nodes=None, host=None, use=True):
-    nodes = list(nodes or [])
+def cache_catalog(catalog, hostvars, nodes=None, host=None, use=True, prefer=None):
+    nodes = cc.prefer_nodes(list(nodes or []), prefer)
     return cc.cache_catalog(catalog, [(name, hostvars[name]) for name in nodes], host=host, use=use)
 
 

@@ -458,6 +458,22 @@ def checked_nodes(nodes):
     return out
 
 
+def prefer_nodes(names, prefer):
+    """The cache node names in the order a host prefers them: ``prefer`` (``gpulab_cache_prefer``, the
+    nearest first) in its order, then the others in group order. An unknown name raises, naming it."""
+    if prefer in (None, ""):
+        return list(names)
+    if not isinstance(prefer, list) or any(not isinstance(name, str) for name in prefer):
+        raise CacheNodeError("gpulab_cache_prefer: %r must be a list of cache node names (inventory names in"
+                             " gpulab_cache_nodes), the nearest first" % (prefer,))
+    unknown = [name for name in prefer if name not in names]
+    if unknown:
+        raise CacheNodeError("gpulab_cache_prefer: %s not in gpulab_cache_nodes (%s)"
+                             % (", ".join(repr(name) for name in unknown), ", ".join(names) or "none"))
+    first = list(dict.fromkeys(prefer))
+    return first + [name for name in names if name not in first]
+
+
 def cache_catalog(catalog, nodes, host=None, use=True):
     """The client's catalog with each cache node's endpoints first, per service.
 

@@ -57,3 +57,11 @@ def test_node_errors_check_the_role_settings_too():
     # a client reading the node's host variables for its endpoints does not check them
     out = FILTERS["cache_catalog"](CATALOG, {"cache1": {"cache_node_conda_max_size": "x y"}}, ["cache1"], "gpu1")
     assert out["pypi"][0]["name"] == "cache-cache1"
+
+
+def test_cache_catalog_takes_the_hosts_preference():
+    hostvars = {"bj": {"ansible_host": "10.1.0.5"}, "sh": {"ansible_host": "10.2.0.5"}}
+    out = FILTERS["cache_catalog"]({"pypi": []}, hostvars, ["bj", "sh"], "gpu1", True, ["sh"])
+    assert [entry["name"] for entry in out["pypi"]] == ["cache-sh", "cache-bj"]
+    with pytest.raises(AnsibleFilterError, match="gpulab.provision.cache_catalog: gpulab_cache_prefer: 'gz' not in"):
+        FILTERS["cache_catalog"]({"pypi": []}, hostvars, ["bj", "sh"], "gpu1", True, ["gz"])

@@ -16,6 +16,7 @@ from ansible_collections.gpulab.provision.plugins.module_utils.cache_catalog imp
     CacheNodeError,
     cache_catalog,
     checked_nodes,
+    prefer_nodes,
     node_endpoints,
     node_errors,
     node_settings,
@@ -544,3 +545,27 @@ def test_two_nodes_with_their_own_addresses_are_both_used():
     assert [name for name, _settings in checked_nodes(nodes)] == ["cache1", "cache2"]
     catalog = cache_catalog({"pypi": [{"name": "tuna", "url": "https://t.example/simple"}]}, nodes, host="gpu1")
     assert [entry["name"] for entry in catalog["pypi"]] == ["cache-cache1", "cache-cache2", "tuna"]
+
+
+def test_a_host_prefers_its_sites_node_and_keeps_the_other_as_the_next():
+    nodes = ["cache-bj", "cache-sh"]
+    assert prefer_nodes(nodes, None) == nodes and prefer_nodes(nodes, []) == nodes
+    assert prefer_nodes(nodes, ["cache-sh"]) == ["cache-sh", "cache-bj"]
+    assert prefer_nodes(nodes, ["cache-sh", "cache-bj", "cache-sh"]) == ["cache-sh", "cache-bj"]
+    hostvars = {"cache-bj": {"ansible_host": "10.1.0.5"}, "cache-sh": {"ansible_host": "10.2.0.5"}}
+    ordered = [(name, hostvars[name]) for name in prefer_nodes(nodes, ["cache-sh"])]
+    catalog = cache_catalog({"pypi": [{"name": "tuna", "url": "https://t.example/simple"}]}, ordered, host="gpu-sh-01")
+    assert [(e["name"], e["url"]) for e in catalog["pypi"]] == [
+        ("cache-cache-sh", "http://10.2.0.5:3141/root/pypi/+simple"),
+        ("cache-cache-bj", "http://10.1.0.5:3141/root/pypi/+simple"), ("tuna", "https://t.example/simple")]
+
+
+@pytest.mark.parametrize("prefer, text", [
+    (["cache-gz"], "gpulab_cache_prefer: 'cache-gz' not in gpulab_cache_nodes (cache-bj, cache-sh)"),
+    ("cache-sh", "gpulab_cache_prefer: 'cache-sh' must be a list"),
+    ([1], "gpulab_cache_prefer: [1] must be a list"),
+])
+def test_a_bad_preference_names_the_variable(prefer, text):
+    with pytest.raises(CacheNodeError) as info:
+        prefer_nodes(["cache-bj", "cache-sh"], prefer)
+    assert str(info.value).startswith(text)

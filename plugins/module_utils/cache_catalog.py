@@ -51,6 +51,8 @@ ROLE_DEFAULTS = {
     "devpi_venv": "/opt/gpulab-cache/devpi",
     "pypi_backend_port": 3140,
     "pypi_cache_expiry_s": 1800,
+    "pypi_page_valid": "1m",
+    "pypi_fetch_max_size": "20g",
     "pypi_upstream": "",
     "conda_upstream": "",
     "conda_max_size": "50g",
@@ -76,8 +78,8 @@ _PATH = re.compile(r"^/[A-Za-z0-9._+@,=~/-]{0,4095}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A systemd time span as the metrics timer's OnUnitActiveSec= reads it: one number, one unit.
 _SYSTEMD_SPAN = re.compile(r"^[0-9]{1,9}(us|ms|s|sec|m|min|h|hr|d)?$")
-_SIZES = ("conda_max_size", "registry_blob_max_size")
-_TIMES = ("conda_repodata_valid", "conda_package_valid", "conda_inactive", "registry_blob_inactive",
+_SIZES = ("pypi_fetch_max_size", "conda_max_size", "registry_blob_max_size")
+_TIMES = ("pypi_page_valid", "conda_repodata_valid", "conda_package_valid", "conda_inactive", "registry_blob_inactive",
           "registry_blob_lock_timeout")
 _PATHS = ("data_dir", "devpi_venv", "registry_ca_file")
 # (key, lowest value) of whole-second settings
@@ -250,8 +252,8 @@ def node_errors(settings):
     if "pypi" in services:
         errors.extend(_port_errors("cache_node_pypi_port", settings["pypi_port"]))
         ports.append(("cache_node_pypi_port", settings["pypi_port"]))
-        if "pypi_backend_port" in settings and settings["tls_cert"]:
-            # devpi itself, behind nginx's TLS (on 127.0.0.1, where the blob caches may be too)
+        if "pypi_backend_port" in settings:
+            # devpi itself, behind nginx (on the node's own address, where the blob caches may be too)
             ports.append(("cache_node_pypi_backend_port", settings["pypi_backend_port"]))
     if "conda" in services:
         errors.extend(_port_errors("cache_node_conda_port", settings["conda_port"]))

@@ -329,7 +329,7 @@ def test_clients_neither_fill_nor_check_the_role_only_settings():
     assert "conda_max_size" not in settings and node_errors(settings) == []
 
 
-@pytest.mark.parametrize("key", ["conda_max_size", "registry_blob_max_size"])
+@pytest.mark.parametrize("key", ["pypi_fetch_max_size", "conda_max_size", "registry_blob_max_size"])
 @pytest.mark.parametrize("value", [INJECT, "1g\nserver", "50 g", "50gb", "-1g", "", "1g;", "50g #", True, None.__class__])
 def test_sizes_are_nginx_sizes(key, value):
     if value is None.__class__:
@@ -339,10 +339,10 @@ def test_sizes_are_nginx_sizes(key, value):
 
 @pytest.mark.parametrize("value", ["50g", "1024", "512m", "8K", 1024, 0])
 def test_good_sizes(value):
-    assert role_errors_for(conda_max_size=value, registry_blob_max_size=value) == []
+    assert role_errors_for(pypi_fetch_max_size=value, conda_max_size=value, registry_blob_max_size=value) == []
 
 
-TIMES = ["conda_repodata_valid", "conda_package_valid", "conda_inactive", "registry_blob_inactive",
+TIMES = ["pypi_page_valid", "conda_repodata_valid", "conda_package_valid", "conda_inactive", "registry_blob_inactive",
          "registry_blob_lock_timeout"]
 
 
@@ -411,14 +411,17 @@ def test_backend_port_is_a_port(value):
     assert "is not a TCP port (1-65535)" in only_error("pypi_backend_port", pypi_backend_port=value)
 
 
-def test_backend_port_collides_only_when_devpi_is_behind_tls():
-    tls = {"tls_cert": "/etc/ssl/c.pem", "tls_key": "/etc/ssl/c.key"}
-    assert role_errors_for(pypi_backend_port=5000) == []  # without TLS devpi listens on cache_node_pypi_port
+@pytest.mark.parametrize("tls", [{}, {"tls_cert": "/etc/ssl/c.pem", "tls_key": "/etc/ssl/c.key"}])
+def test_backend_port_collides_with_any_other_port(tls):
+    # devpi always listens behind nginx, with or without TLS: its port is one of the node's
     assert role_errors_for(pypi_backend_port=5000, **tls) == [
         "port collision: cache_node_pypi_backend_port and cache_node_registries[0].port all use port 5000;"
         " give each service its own port"]
     assert "cache_node_pypi_backend_port and cache_node_registries[0].cache_port" in role_errors_for(
         pypi_backend_port=5100, **tls)[0]
+    assert "cache_node_pypi_port and cache_node_pypi_backend_port" in role_errors_for(pypi_backend_port=3141, **tls)[0]
+    # without pypi on the node, devpi takes no port
+    assert role_errors_for(pypi_backend_port=5000, services=["docker"], **tls) == []
 
 
 @pytest.mark.parametrize("key, lowest", [("pypi_cache_expiry_s", 0), ("registry_recheck_s", 1)])

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # make demo: a small GPU lab on one machine, every listener on 127.0.10.0/24.
 #  - four Debian containers (systemd, host network): the GPU hosts gpu1..gpu3 and the lab cache
-#    node cache1 (group gpulab_cache_nodes: devpi-server on 127.0.10.10:3141, installed from a
+#    node cache1 (group gpulab_cache_nodes: nginx + devpi-server on 127.0.10.10:3141, installed from a
 #    wheelhouse downloaded once from PyPI);
 #  - "public" mirrors on 127.0.10.x of this machine: two real PyPI servers (pypiserver with real
 #    wheels), one port that refuses, one that accepts and never answers, one captive portal that
 #    answers 200 with a login page, a real Docker registry (Distribution v2) and a dead one;
 #  - gpu3 is pinned to the tuna mirror and runs the watcher (gpulab-mirror-watch, a systemd timer).
 # The story, each step checked (the script stops with "demo: FAILED: ..." when one misbehaves):
-#  1. site.yml sets up the cache node first, then the GPU hosts prefer it; a second run changes
+#  1. site.yml sets up the cache node first, then the GPU hosts prefer it (cold, no warm-up: every
+#     host's probe finds it healthy); a second run changes
 #     nothing; a real pip on each host installs through its chosen mirror.
 #  2. gpu3's mirror (tuna) dies: with no Ansible run, its watcher moves pip to the cache node.
 #  3. every public PyPI mirror dies: a fresh venv still installs the same packages (the cache).
-#  4. the cache node's devpi stops, the lab mirror comes back: failover.yml moves the GPU hosts to it.
+#  4. devpi stops on the cache node: its nginx still serves the stored wheels (pip on gpu2 installs);
+#     then the whole node stops, the lab mirror comes back: failover.yml moves the GPU hosts to it.
 #  5. the report, with its cache-node section, and each host's active-mirror series (metrics).
 #  6. GPU node health: gpu2 gets a fake nvidia-smi serving a recorded H100 report with a row remap
 #     pending (and the kernel log's Xid 48 that caused it); playbooks/validate.yml judges gpu2
@@ -152,7 +154,7 @@ printf '  %-22s %s\n' \
   "127.0.10.5:8080" "tuna     PyPI (pypiserver, real wheels)" \
   "127.0.10.6:5000" "registry Docker registry (Distribution v2)" \
   "127.0.10.2:5000" "hubdead  registry port that refuses" \
-  "127.0.10.10:3141" "cache1   the lab cache node's devpi (after site.yml)"
+  "127.0.10.10:3141" "cache1   the lab cache node's PyPI: nginx + devpi (after site.yml)"
 
 say "Four containers (systemd, host network): cache node cache1, GPU hosts gpu1..gpu3"
 for h in "${HOSTS[@]}"; do
@@ -161,19 +163,11 @@ for h in "${HOSTS[@]}"; do
   echo "  gpulab-demo-$h"
 done
 
-# A new devpi answers the first request for a project it has not fetched yet only once: other
-# requests for it at the same moment get a page that lists no files, so the GPU hosts' concurrent
-# probes would reject a cold cache node (see the README's demo section). Set the node up, then
-# warm it with a real pip on this machine, as a lab admin checks a new cache before the lab uses it.
+# The node's nginx collapses concurrent first requests for a project into one request to devpi, so
+# the GPU hosts' probes of a cold node (all at the same moment) find every file: no warm-up step.
 say "ansible-playbook site.yml --limit gpulab_cache_nodes: the cache node first"
 playbook site-cache site.yml --limit gpulab_cache_nodes -e gpulab_report_path="$STATE/report-cache.json"
 wait_port 127.0.10.10:3141 up
-rm -rf "$STATE/warm"
-# (no pip configuration of this machine: only the cache node's index)
-env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null pip download --disable-pip-version-check --no-cache-dir --no-deps \
-  -d "$STATE/warm" --index-url "$CACHE_URL" --trusted-host 127.0.10.10 "${PKGS[@]}" >"$STATE/logs/warm.log" 2>&1 \
-  || { tail "$STATE/logs/warm.log"; fail "pip on this machine could not download ${PKGS[*]} through the new cache node"; }
-echo "  pip download ${PKGS[*]} through $CACHE_URL: $(cd "$STATE/warm" && echo *.whl)"
 
 say "ansible-playbook site.yml: the cache node (no change), then the GPU hosts prefer it"
 playbook site-run site.yml -e gpulab_report_path="$STATE/report-site.json"
@@ -216,10 +210,15 @@ echo "  127.0.10.1-5:8080: nothing listens"
 in_host gpu1 'rm -rf /opt/offline'
 pip_install gpu1 /opt/offline "$CACHE_URL"
 
-say "The cache node's devpi stops; the lab mirror comes back; playbooks/failover.yml on the GPU hosts"
+say "devpi stops on the cache node (no public mirror either): its nginx still serves what is on disk"
+in_host cache1 'systemctl stop gpulab-cache-devpi'
+in_host gpu2 'rm -rf /opt/nodevpi'
+pip_install gpu2 /opt/nodevpi "$CACHE_URL"
+
+say "The whole cache node stops; the lab mirror comes back; playbooks/failover.yml on the GPU hosts"
 start_pypi lab 127.0.10.1 "$STATE/wheels"; wait_port 127.0.10.1:8080 up
-in_host cache1 'systemctl stop gpulab-cache-devpi'; wait_port 127.0.10.10:3141 down
-echo "  127.0.10.10:3141 (cache1 devpi): stopped; 127.0.10.1:8080 (lab): serving"
+in_host cache1 'systemctl stop gpulab-cache-nginx'; wait_port 127.0.10.10:3141 down
+echo "  127.0.10.10:3141 (cache1): stopped; 127.0.10.1:8080 (lab): serving"
 start_ts=$(date +%s.%N)
 # --limit lab: the cache node is down for repair (on it, failover.yml would start devpi again).
 playbook failover playbooks/failover.yml --limit lab -e gpulab_report_path="$STATE/report-failover.json"

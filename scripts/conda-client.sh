@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real conda client for the tests (issue 20): conda 26.7.1 from source in a venv, the classic
+# A real conda client for the tests: conda 26.7.1 from source in a venv, the classic
 # solver, and a tiny local channel, set up by the team's shared recipe (../shared/conda-client,
 # read-only; RECIPE.md there says what it does). Idempotent: ~80 s cold, ~20 s warm.
 #

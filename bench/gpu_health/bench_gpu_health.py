@@ -14,7 +14,7 @@ Measured in one run, each figure the median of --runs:
   serving that XML and ``nvlink -s``, the log as its kernel-log source; beside it the fake
   nvidia-smi's own two calls and ``python3 -I -c pass``.
 
-Our own work = whole run - fake nvidia-smi's two calls. Goal (issue 19): under 0.5 s.
+Our own work = whole run - fake nvidia-smi's two calls. Goal: under 0.5 s.
 Usage: bench/gpu_health/run [--runs 7] [--json PATH]
 """
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""No credential at -vvv (issue 18, cause 2): the collection's playbooks, run for real at -vvv.
+"""No credential at -vvv: the collection's playbooks, run for real at -vvv.
 
 A local-connection host whose proxy (``gpulab_proxy``) and pypi mirror both carry a password: the
 mirror is HTTPS on 127.0.0.2 (a test CA), reached through a forward proxy on 127.0.0.1 (CONNECT),

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""playbooks/report.yml with host and mirror names that are numbers (issue 18, cause 8): real ansible-playbook.
+"""playbooks/report.yml with host and mirror names that are numbers: real ansible-playbook.
 
 A host called 123 or 007 is quoted in a YAML inventory (Ansible refuses a bare number as a host),
 but the names reach the report as numbers all the same: ``gpulab_report_hosts: [123]``, a mirror

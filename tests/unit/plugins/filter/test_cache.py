@@ -50,7 +50,7 @@ def test_registries_take_the_chosen_hub_mirror():
 
 
 def test_node_errors_check_the_role_settings_too():
-    # the role's check covers what reaches nginx.conf (issue 18: a max_size that added a server block)
+    # the role's check covers what reaches nginx.conf (a max_size once added a server block)
     errors = FILTERS["cache_node_errors"]({"cache_node_conda_max_size": "1g; } server { listen 8080; #",
                                            "cache_node_pypi_upstream": "pypi.example/simple"}, "c")
     assert [e.split(":")[0] for e in errors] == ["cache_node_conda_max_size", "cache_node_pypi_upstream"]

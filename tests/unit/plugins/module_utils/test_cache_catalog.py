@@ -290,7 +290,7 @@ def test_blob_cache_address_must_be_one_ip_address():
 
 
 # Every value that reaches a service's configuration file (nginx.conf, devpi's unit, the registries'
-# config.yml) is checked by type and pattern before the role writes anything (issue 18, cause 7).
+# config.yml) is checked by type and pattern before the role writes anything.
 # The hostile value that once added a server block serving / with autoindex to nginx.conf:
 INJECT = "1g; } server { listen 8080; location / { autoindex on; } #"
 ROLE_KEYS = sorted(ROLE_DEFAULTS)

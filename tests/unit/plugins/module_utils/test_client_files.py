@@ -99,7 +99,7 @@ def test_apply_plans_in_check_mode_writes_nothing(tmp_path):
     assert done["backups"] == []  # nothing to back up: the file was new
 
 
-# Issue 18 cause 9: a FIFO (device, socket, directory) at a client file's path is refused before it is
+# A FIFO (device, socket, directory) at a client file's path is refused before it is
 # opened, naming the path; the watcher and failover.yml's one call used to block on it for ever.
 
 def _special(tmp_path, kind):
@@ -151,7 +151,7 @@ def test_a_symlink_to_a_regular_file_is_read(tmp_path):
     assert client_files.read_text(str(tmp_path / "missing.conf")) is None
 
 
-# Issue 18 cause 4: backups.
+# Backups.
 
 def _names(path, pid, seconds=4):
     now = time.time()

@@ -123,7 +123,7 @@ def test_check_url_rejects_bad_port():
         check_url("https://h:99999/x")
 
 
-# ------------------------------------------------------------------ strict parsing (issue 8)
+# ------------------------------------------------------------------ strict parsing
 
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import parse_mirror_url  # noqa: E402
 

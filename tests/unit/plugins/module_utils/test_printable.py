@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One printed line per value: module_utils/printable.py, and the places that print (issue 18, cause 8).
+"""One printed line per value: module_utils/printable.py, and the places that print.
 
 A mirror name or a reason with a newline or ESC printed as is starts a line of its own: in the journal
 a forged ``gpulab-mirror-watch`` line. The catalog check refuses such names (test_selection.py); every

@@ -307,7 +307,7 @@ class InFlight:
 
 
 def test_forty_pins_never_have_more_than_eight_requests_in_flight_and_finish_in_the_deadline(servers):
-    """One thread per pin made 40 pins 40 connections to one mirror at once (cause 10 of issue 18)."""
+    """One thread per pin made 40 pins 40 connections to one mirror at once."""
     counter = InFlight(hold=0.1)
     server = servers()
     server.route("/simple/pip/", handler=counter.serving(pep503_page(["pip-24.0.tar.gz"])))

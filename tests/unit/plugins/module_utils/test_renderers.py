@@ -195,7 +195,7 @@ def test_condarc_tuna_layout():
         "channel_alias": CONDA + "/cloud",
         "default_channels": [CONDA + "/pkgs/main", CONDA + "/pkgs/r"],
         "custom_channels": {"conda-forge": CONDA + "/cloud", "pytorch": CONDA + "/cloud"},
-        "channels": ["defaults"],  # a file with no channels: conda >= 25.9 implies none (issue 20)
+        "channels": ["defaults"],  # a file with no channels: conda >= 25.9 implies none
         "show_channel_urls": True,
     }
 
@@ -384,7 +384,7 @@ def test_condarc_channel_names_are_checked(option, variable):
         render_client_config("", "condarc", sel(url=CONDA), {option: ["main", "a/b"]})
 
 
-# ------------------------------------------------------- one summary shape (issue 18, cause 1)
+# ------------------------------------------------------- one summary shape
 
 EXISTING = {
     "pip_conf": "[global]\nindex-url = https://old.example/simple\n",

@@ -356,7 +356,7 @@ def test_pin_null_value_means_no_pin():
     assert errors_for({"pypi": [{"name": "tuna", "url": "https://a.example"}]}, pin={"pypi": None}) == []
 
 
-# ------------------------------------------------------------------ issue 8 regressions
+# ------------------------------------------------------------------ regressions
 
 
 def _catalog(url, kind="pypi", **extra):
@@ -550,7 +550,7 @@ def test_selection_urls_takes_each_url_back_from_the_catalog_by_name():
 
 
 # --------------------------------------------------------------------------------------------
-# names that reach printed lines; bounded requirements (issue 18, causes 8 and 10)
+# names that reach printed lines; bounded requirements
 
 
 @pytest.mark.parametrize("name, why", [

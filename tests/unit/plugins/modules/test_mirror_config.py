@@ -216,7 +216,7 @@ def test_files_empty_changes_nothing(capsys):
     assert not failed and result["changed"] is False and result["files"] == []
 
 
-# Issue 18 cause 1: "status none, file absent" and "status kept, file absent" for every client file.
+# "status none, file absent" and "status kept, file absent" for every client file.
 # One summary shape whatever happened (the roles read its keys: docker_mirror read summary.needs of a
 # daemon.json skipped for none and failed with "object of type 'dict' has no attribute 'needs'").
 
@@ -269,7 +269,7 @@ def test_daemon_json_absent_with_nothing_healthy_still_gets_the_fragments(tmp_pa
     assert again["summary"]["present"] is True
 
 
-# Issue 18 cause 9: a FIFO at the path used to block the module for ever.
+# A FIFO at the path used to block the module for ever.
 
 @pytest.fixture
 def no_hang():
@@ -306,7 +306,7 @@ def test_files_a_fifo_among_the_files_writes_none_of_them(tmp_path, capsys, no_h
     assert not (tmp_path / "uv").exists()
 
 
-# Issue 18 cause 4: backups under attack, a full disk, pruning after the write.
+# Backups under attack, a full disk, pruning after the write.
 
 def test_a_full_disk_fails_the_write_cleanly_and_leaves_no_partial_backup(tmp_path, capsys):
     if os.geteuid() != 0:
@@ -364,7 +364,7 @@ def test_a_pruning_failure_after_the_write_reports_changed_with_a_warning(tmp_pa
     assert len(seen) == 1 and "was written, but its old backups were not all pruned" in seen[0]
 
 
-# Issue 18 cause 2: a proxy password in files[].options.proxy was echoed at -vvv (only keys named url
+# A proxy password in files[].options.proxy was echoed at -vvv (only keys named url
 # were masked). Real ansible-playbook -vvv, a local-connection host, every file under the test's
 # directory: no secret in anything printed, whichever option carried it, a refused argument included.
 

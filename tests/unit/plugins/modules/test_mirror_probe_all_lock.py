@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""mirror_probe_all and the lock it shares with gpulab-mirror-watch (issue 18, cause 3).
+"""mirror_probe_all and the lock it shares with gpulab-mirror-watch.
 
 A lock it may not use (another user's file, a world-writable directory such as /run/lock, the
 default before 1.3.0) is refused: nothing is written, the run does not fail, and ``deferred`` says

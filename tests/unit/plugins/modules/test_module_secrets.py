@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The modules that take URLs never echo a credential (issue 18, cause 2), and take the lab's proxy as
+"""The modules that take URLs never echo a credential, and take the lab's proxy as
 an option (no_log) rather than through the task's environment, which Ansible prints at -vvv.
 
 Through main(), against a real forward proxy (tests/lab/http_proxy.py) on 127.0.0.1 and mirrors on

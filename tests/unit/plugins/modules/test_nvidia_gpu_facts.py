@@ -520,7 +520,7 @@ class _StubModule:
         return self.detect_virt_path if name == "systemd-detect-virt" else None
 
 
-# --------------------------------------------------------------------------- which nvidia-smi (issue 19)
+# --------------------------------------------------------------------------- which nvidia-smi
 
 
 def test_the_nvidia_smi_first_on_path_wins_over_usr_bin(host, capsys, monkeypatch):

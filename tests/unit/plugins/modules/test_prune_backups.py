@@ -75,7 +75,7 @@ def test_module_missing_directory_is_no_change(tmp_path, capsys):
     assert rc == 0 and result == dict(result, changed=False, kept=[], removed=[])
 
 
-# Issue 18 cause 4: the order is the files' own time, and what is not a backup file is left alone.
+# The order is the files' own time, and what is not a backup file is left alone.
 
 def test_module_a_future_dated_name_does_not_make_the_real_newest_go(etc, capsys):
     for index in range(3):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A real conda reads what conda_mirror, failover's writer and the watcher write (issue 20).
+"""A real conda reads what conda_mirror, failover's writer and the watcher write.
 
 conda 26.7.1 (classic solver, set through CONDA_SOLVER in the environment, never in the file under
 test) against two mirrors of a tiny channel on 127.0.0.2 and 127.0.0.3, each with its own access

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The config roles on a fresh host with nothing healthy (issue 18, cause 1), run for real.
+"""The config roles on a fresh host with nothing healthy, run for real.
 
 docker_mirror, pip_mirror and conda_mirror through ansible-playbook against a local-connection host,
 every file under the test's directory, with the selection ``none`` (every mirror down on the first

@@ -282,7 +282,7 @@ def test_a_full_state_directory_exits_6_with_one_line(pyz, host):
 
 
 # --------------------------------------------------------------------------------------------------
-# The lock (exit 7: refused; contention defers with exit 0) and the lease (issue 18, causes 3 and 6)
+# The lock (exit 7: refused; contention defers with exit 0) and the lease
 
 
 def test_a_lock_in_a_world_writable_directory_is_refused_and_the_switch_deferred(pyz, host):

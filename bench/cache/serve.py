@@ -154,7 +154,7 @@ def nginx_conf(work, devpi_data):
 def download_wall(url, clients):
     """Seconds for ``clients`` curl processes to download ``url`` at once (all must succeed)."""
     start = time.monotonic()
-    procs = [subprocess.Popen(["curl", "-sf", "-o", "/dev/null", url]) for _ in range(clients)]
+    procs = [subprocess.Popen(["curl", "-sf", "-o", "/dev/null", url]) for _client in range(clients)]
     codes = [p.wait() for p in procs]
     wall = time.monotonic() - start
     if any(codes):
@@ -197,7 +197,7 @@ def main():
         pins.append("%s==%s" % (name, found[-1].split("-")[1]))
     big = os.path.join(wheels, "bigwheel-1.0-py3-none-any.whl")
     with open(big, "wb") as handle:
-        for _ in range(size_mb):
+        for _chunk in range(size_mb):
             handle.write(os.urandom(1 << 20))
     server = SlowIndex(UPSTREAM, SlowIndexHandler)
     server.wheels = wheels
@@ -241,7 +241,7 @@ def main():
         rows = {}
         for clients in CLIENTS:
             walls = {name: [] for name in urls}
-            for _ in range(ROUNDS):  # interleaved, so a busy moment of the machine hits all three alike
+            for _round in range(ROUNDS):  # interleaved, so a busy moment of the machine hits all three alike
                 for name, url in urls.items():
                     walls[name].append(download_wall(url, clients))
             row = {name: round(clients * out["size_bytes"] / statistics.median(w) / 1e6, 1) for name, w in walls.items()}

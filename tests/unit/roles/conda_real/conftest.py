@@ -109,3 +109,20 @@ def mirrors(channel_tree):
     yield servers
     for server in servers.values():
         server.stop()
+
+
+# A repository manager's conda proxies (Nexus: <nexus>/repository/<repo>/..., Artifactory:
+# <host>/artifactory/api/conda/<repo>/...) named pkgs and cloud: the mirror tree under each prefix.
+MANAGER_PREFIXES = {"nexus": "/repository", "artifactory": "/artifactory/api/conda"}
+
+
+@pytest.fixture(scope="module")
+def managers(channel_tree, tmp_path_factory):
+    """One server on 127.0.0.4, the channel tree under each product's prefix; ``(server, {product: base URL})``."""
+    tree = tmp_path_factory.mktemp("managers")
+    for prefix in MANAGER_PREFIXES.values():
+        shutil.copytree(str(channel_tree / "anaconda"), str(tree / prefix.strip("/")))
+    server = ChannelServer(tree, "127.0.0.4")
+    yield server, {product: "http://127.0.0.4:%d%s" % (server.port, prefix)
+                   for product, prefix in MANAGER_PREFIXES.items()}
+    server.stop()

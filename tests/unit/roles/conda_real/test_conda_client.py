@@ -28,6 +28,7 @@ import yaml
 
 from ansible_collections.gpulab.provision.plugins.module_utils import client_files
 from ansible_collections.gpulab.provision.plugins.module_utils.mirror_url import mask_url
+from ansible_collections.gpulab.provision.plugins.module_utils.probe import run_probe
 from ansible_collections.gpulab.provision.plugins.module_utils.renderers import render_condarc
 from ansible_collections.gpulab.provision.plugins.module_utils.watch_config import watch_config
 
@@ -294,3 +295,38 @@ def test_kept_and_none_leave_conda_on_the_old_mirror(conda_client, mirrors, tmp_
     rc, out = conda(conda_client, root, "create", "-y", "-p", str(tmp_path / "env"), "tinypkg")
     assert rc == 0, out
     assert "/anaconda/pkgs/main/noarch/tinypkg-1.0.0-0.conda" in a.gets(200) and b.log == []
+
+
+# ------------------------------------------------------------------------------------------------ repository managers
+
+# A conda mirror entry's url is a base under which pkgs/<channel> (the defaults) and cloud/<channel>
+# (channel_alias: conda-forge, pytorch, ...) live. A repository manager gives that layout when its two
+# conda proxy repositories are named pkgs (remote https://repo.anaconda.com/pkgs/) and cloud (remote
+# https://conda.anaconda.org/): the base is then <nexus>/repository or <host>/artifactory/api/conda.
+# The recipe's channel under both prefixes on one loopback server; no Nexus or Artifactory ran here.
+@pytest.mark.parametrize("product", ["artifactory", "nexus"])
+def test_probe_condarc_and_real_conda_through_the_managers_layout(conda_client, managers, product, tmp_path):
+    server, urls = managers
+    url = urls[product]
+    prefix = url.split("%d" % server.port, 1)[1]
+    result = run_probe("conda", [{"name": product, "url": url, "insecure": True}], 5, channel="pkgs/main",
+                       subdir="noarch", require=["tinypkg=1.0.0"])["results"][0]
+    assert result["healthy"], result
+    assert run_probe("conda", [{"name": product, "url": url, "insecure": True}], 5, channel="pkgs/main",
+                     subdir="noarch", require=["tinypkg=9.9"])["results"][0]["healthy"] is False
+
+    root = tmp_path / "opt" / "conda"
+    write_as_the_role(root / ".condarc", selected(entry(product, url)))
+    seen = shown(conda_client, root)
+    assert seen["default_channels"] == [url + "/pkgs/main", url + "/pkgs/r"]
+    assert seen["custom_channels"]["conda-forge"] == url + "/cloud/conda-forge"
+
+    server.log.clear()
+    dry_run(conda_client, root, tmp_path / "env")
+    rc, out = conda(conda_client, root, "create", "-y", "-p", str(tmp_path / "env2"), "-c", "conda-forge", "tinypkg")
+    assert rc == 0, out
+    gets = server.gets(200)
+    assert prefix + "/pkgs/main/noarch/repodata.json" in gets, server.log
+    assert prefix + "/cloud/conda-forge/noarch/repodata.json" in gets, server.log
+    assert any(path.startswith(prefix + "/cloud/conda-forge/noarch/tinypkg-1.0.0") for path in gets), server.log
+    assert all(path.startswith(prefix + "/") for _method, path, _code in server.log), server.log
